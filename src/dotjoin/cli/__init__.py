@@ -1,0 +1,1 @@
+"""The ``dotjoin`` command line: thin Typer commands over the platform and pipelines."""

@@ -1,0 +1,265 @@
+"""Settings and profiles.
+
+Precedence, highest first: environment (``DOTJOIN__SECTION__KEY``, ``DOTJOIN_PROFILE``) >
+``.dotjoin/secrets.toml`` (written by ``dotjoin services up``, mode 600) > ``dotjoin.toml`` > profile defaults.
+``dotjoin.toml`` may hold ``[profiles.<name>.<section>]`` tables that apply only under that profile.
+
+Example ``dotjoin.toml``::
+
+    profile = "stack"
+    [warehouse]
+    port = 5433
+    [profiles.local.lake]
+    root = "/data/lake"
+
+Every unknown key or profile is a :class:`ConfigError` that names the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from dotjoin.exceptions import ConfigError
+
+Profile = Literal["local", "stack"]
+PROFILES: tuple[str, ...] = get_args(Profile)
+CONFIG_FILE = "dotjoin.toml"
+ENV_PREFIX = "DOTJOIN__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PostgresConnection(_Section):
+    """Where the stack's PostgreSQL listens and who we are there (least privilege: not a superuser)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    dbname: str = "dotjoin"
+    user: str = "dotjoin"
+    password: SecretStr | None = None
+
+    def conninfo(self) -> str:
+        """A libpq conninfo string; the password is passed separately, never logged."""
+        return f"host={self.host} port={self.port} dbname={self.dbname} user={self.user}"
+
+    def sqlalchemy_url(self) -> str:
+        from urllib.parse import quote
+
+        secret = self.password.get_secret_value() if self.password else ""
+        auth = f"{quote(self.user)}:{quote(secret)}" if secret else quote(self.user)
+        return f"postgresql+psycopg2://{auth}@{self.host}:{self.port}/{self.dbname}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class WarehouseSettings(PostgresConnection):
+    type: Literal["duckdb", "postgres"] = "duckdb"
+    path: str = "warehouse.duckdb"  # DuckDB file, relative to state_dir
+
+
+class LakeSettings(_Section):
+    root: str = "lake"  # relative to state_dir, or an absolute path, or s3://bucket/prefix
+    catalog: Literal["sqlite", "postgres"] = "sqlite"
+    catalog_name: str = "dotjoin"
+
+
+class BusSettings(_Section):
+    type: Literal["embedded", "kafka"] = "embedded"
+    path: str = "bus"  # embedded log directory, relative to state_dir
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = 4
+
+
+class RedisSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 6379
+
+
+class ServicesSettings(_Section):
+    dir: str = "services"  # data, logs and pid files of `make services`, relative to state_dir
+    enabled: tuple[str, ...] = ("postgres", "redis", "kafka")
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(_Section):
+    profile: Profile = "local"
+    state_dir: Path = Path(".dotjoin")
+    warehouse: WarehouseSettings = WarehouseSettings()
+    lake: LakeSettings = LakeSettings()
+    bus: BusSettings = BusSettings()
+    redis: RedisSettings = RedisSettings()
+    services: ServicesSettings = ServicesSettings()
+    web: WebSettings = WebSettings()
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the settings, anchored at ``state_dir`` unless absolute."""
+        path = Path(relative)
+        return path if path.is_absolute() else self.state_dir / path
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    @property
+    def postgres(self) -> PostgresConnection:
+        """The stack's PostgreSQL connection (used by the warehouse, the Iceberg catalog, services)."""
+        fields = PostgresConnection.model_fields
+        return PostgresConnection(**{k: getattr(self.warehouse, k) for k in fields})
+
+
+PROFILE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "local": {},
+    "stack": {
+        "warehouse": {"type": "postgres"},
+        "lake": {"catalog": "postgres"},
+        "bus": {"type": "kafka"},
+    },
+}
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) == 1:
+            layer[parts[0]] = value
+        elif len(parts) == 2:
+            layer.setdefault(parts[0], {})[parts[1]] = value
+        else:
+            raise ConfigError(f"unknown config key {'.'.join(parts)!r} (from environment variable {name})")
+    return layer
+
+
+def _merge(
+    target: dict[str, Any], origins: dict[str, str], layer: Mapping[str, Any], source: str, prefix: str = ""
+) -> None:
+    """Merge ``layer`` into ``target``, remembering for each dotted key where its value came from."""
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            _merge(target.setdefault(key, {}), origins, value, source, dotted + ".")
+        else:
+            target[key] = value
+            origins[dotted] = source
+
+
+def _check_keys(merged: Mapping[str, Any], origins: Mapping[str, str]) -> None:
+    for key, value in merged.items():
+        if key in _SECTIONS:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key {key!r} must be a table (from {origins.get(key, '?')})")
+            known = _SECTIONS[key].model_fields
+            for sub in value:
+                if sub not in known:
+                    raise ConfigError(
+                        f"unknown config key '{key}.{sub}' (from {origins.get(f'{key}.{sub}', '?')}); "
+                        f"known keys in [{key}]: {', '.join(sorted(known))}"
+                    )
+        elif key not in Settings.model_fields:
+            raise ConfigError(
+                f"unknown config key {key!r} (from {origins.get(key, '?')}); "
+                f"known: {', '.join(sorted(Settings.model_fields))}"
+            )
+
+
+def _key_env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.replace(".", "__").upper()
+
+
+def load_settings(
+    *,
+    profile: str | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings for ``profile`` from defaults, ``dotjoin.toml``, secrets and the environment.
+
+    Args:
+        profile: explicit profile (a CLI ``--profile``); beats ``DOTJOIN_PROFILE`` and the file.
+        cwd: the working directory holding ``dotjoin.toml`` and ``.dotjoin/`` (default: the process cwd).
+        env: the environment to read (default: ``os.environ``).
+
+    >>> load_settings(env={}, cwd=Path("/nonexistent")).warehouse.type
+    'duckdb'
+    >>> load_settings(profile="stack", env={}, cwd=Path("/nonexistent")).bus.type
+    'kafka'
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    file_path = cwd / CONFIG_FILE
+    file_layer = _read_toml(file_path) if file_path.is_file() else {}
+    per_profile = file_layer.pop("profiles", {})
+
+    chosen, chosen_from = "local", "default"
+    if "profile" in file_layer:
+        chosen, chosen_from = str(file_layer.pop("profile")), str(file_path)
+    if env.get("DOTJOIN_PROFILE"):
+        chosen, chosen_from = env["DOTJOIN_PROFILE"], "environment variable DOTJOIN_PROFILE"
+    if profile:
+        chosen, chosen_from = profile, "--profile"
+    if chosen not in PROFILES:
+        raise ConfigError(f"unknown profile {chosen!r} (from {chosen_from}); choose one of: {', '.join(PROFILES)}")
+    unknown_profiles = set(per_profile) - set(PROFILES)
+    if unknown_profiles:
+        raise ConfigError(
+            f"unknown profile {sorted(unknown_profiles)[0]!r} in [profiles] of {file_path}; "
+            f"choose one of: {', '.join(PROFILES)}"
+        )
+
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    _merge(merged, origins, PROFILE_DEFAULTS[chosen], f"the {chosen} profile defaults")
+    _merge(merged, origins, file_layer, str(file_path))
+    _merge(merged, origins, per_profile.get(chosen, {}), f"[profiles.{chosen}] of {file_path}")
+    env_layer = _env_layer(env)
+    state_dir = Path(env_layer.get("state_dir") or file_layer.get("state_dir") or ".dotjoin")
+    state_dir = state_dir if state_dir.is_absolute() else cwd / state_dir
+    secrets_path = state_dir / "secrets.toml"
+    if secrets_path.is_file():
+        _merge(merged, origins, _read_toml(secrets_path), str(secrets_path))
+    env_origins = {}
+    _merge(merged, env_origins, env_layer, "environment")
+    origins.update({key: f"environment variable {_key_env_name(key)}" for key in env_origins})
+    _check_keys(merged, origins)
+    merged["profile"] = chosen
+    merged["state_dir"] = state_dir
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        dotted = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(
+            f"config key {dotted!r} (from {origins.get(dotted, 'defaults')}): {err['msg']}"
+        ) from exc

@@ -1,0 +1,88 @@
+"""The lake ABC: zones raw/staging/curated under one root, and Iceberg tables in a SQL catalog.
+
+Backends differ only in where the Iceberg catalog lives: SQLite (local) or PostgreSQL (stack — the JDBC
+catalog schema ``iceberg_tables``/``iceberg_namespace_properties`` that Trino and Spark read too).
+Table names are ``<zone>.<table>``, e.g. ``staging.orders``; the namespace is the zone.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, get_args
+
+import pyarrow as pa
+
+Zone = Literal["raw", "staging", "curated"]
+ZONES: tuple[str, ...] = get_args(Zone)
+Transform = Literal["identity", "day", "month", "year", "hour"]
+
+
+@dataclass(frozen=True)
+class PartitionField:
+    column: str
+    transform: Transform = "identity"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    snapshot_id: int
+    committed_at: datetime
+    operation: str
+    summary: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    files: list[str]
+    bytes: int
+    total_files: int
+    total_bytes: int
+
+
+class Lake(ABC):
+    root: str
+
+    @abstractmethod
+    def zone_path(self, zone: Zone) -> str:
+        """Where plain files of ``zone`` live (a local path or an s3:// URI)."""
+
+    @abstractmethod
+    def create_table(
+        self,
+        name: str,
+        schema: pa.Schema,
+        *,
+        partition_by: Sequence[PartitionField] = (),
+        identifier_fields: Sequence[str] = (),
+    ) -> None:
+        """Create the Iceberg table if it does not exist (idempotent)."""
+
+    @abstractmethod
+    def append(self, name: str, data: pa.Table) -> None: ...
+
+    @abstractmethod
+    def upsert(self, name: str, data: pa.Table, *, key: Sequence[str]) -> tuple[int, int]:
+        """Merge on ``key``; returns (rows_updated, rows_inserted)."""
+
+    @abstractmethod
+    def delete(self, name: str, row_filter: str) -> None:
+        """Delete rows matching a PyIceberg filter expression string, e.g. ``"id = 3"``."""
+
+    @abstractmethod
+    def scan(self, name: str, *, row_filter: str | None = None, snapshot_id: int | None = None) -> pa.Table: ...
+
+    @abstractmethod
+    def plan(self, name: str, *, row_filter: str | None = None) -> ScanPlan:
+        """The data files a scan with ``row_filter`` would read, against the table's total."""
+
+    @abstractmethod
+    def snapshots(self, name: str) -> list[SnapshotInfo]: ...
+
+    @abstractmethod
+    def drop_table(self, name: str) -> None: ...
+
+    @abstractmethod
+    def list_tables(self, zone: Zone) -> list[str]: ...
