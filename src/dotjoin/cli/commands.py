@@ -1,0 +1,103 @@
+"""Top-level commands: ``sql``, ``serve``, ``demo``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run; use $1, $2 for --param values.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-P", help="A query parameter (repeatable, in order).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Rows shown in table output.")] = 100,
+    output: OutputOption = "table",
+) -> None:
+    """Run a query on the profile's warehouse (DuckDB locally, PostgreSQL in the stack).
+
+    Example: dotjoin sql "SELECT pipeline, status FROM dotjoin_runs WHERE pipeline = $1" -P selfcheck -o json
+    """
+    from dotjoin.cli.main import STATE
+    from dotjoin.platform.warehouse import open_warehouse
+
+    fmt = check_format(output)
+    with open_warehouse(STATE.settings) as wh:
+        result = wh.query(query, list(param or []))
+    rows = result.to_pylist()
+    if fmt == "json":
+        emit_json(rows)
+        return
+    emit_rows(rows[:limit], output="table", columns=result.column_names)
+    if len(rows) > limit:
+        console.print(f"[dim]{len(rows) - limit} more rows not shown (--limit, or --output json)[/]")
+    console.print(f"[dim]{len(rows)} row(s)[/]")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default from [web] host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from [web] port).")] = None,
+) -> None:
+    """Serve the web app: run history, row accounting, and /metrics for Prometheus.
+
+    Example: dotjoin serve --port 8000   (then open http://127.0.0.1:8000)
+    """
+    from dotjoin.cli.main import STATE
+    from dotjoin.web.app import serve as serve_app
+
+    settings = STATE.settings
+    serve_app(settings, host=host or settings.web.host, port=port or settings.web.port)
+
+
+def demo(output: OutputOption = "table") -> None:
+    """Run every pipeline that exists so far on the active profile (local by default) and summarise.
+
+    Example: dotjoin demo && dotjoin serve
+    """
+    import tempfile
+    from pathlib import Path
+
+    from dotjoin.cli.main import STATE
+    from dotjoin.pipelines.registry import DEMO_STEPS
+
+    fmt = check_format(output)
+    settings = STATE.settings
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="dotjoin-demo-") as scratch:
+        for step in DEMO_STEPS:
+            with console.status(f"[bold]{step.name}[/]: {step.description}", spinner="dots"):
+                reports.append(step.run(settings, Path(scratch)))
+    url = f"http://{settings.web.host}:{settings.web.port}"
+    if fmt == "json":
+        emit_json({"runs": [r.model_dump(mode="json") for r in reports], "web": url})
+    else:
+        emit_rows(
+            [
+                {
+                    "pipeline": r.pipeline,
+                    "status": r.status,
+                    "input": r.counts.get("input"),
+                    "output": r.counts.get("output"),
+                    "quarantined": r.counts.get("quarantined"),
+                    "duplicates": r.counts.get("duplicates"),
+                    "checks": f"{len(r.checks) - r.checks_failed}/{len(r.checks)}",
+                    "seconds": r.duration_s,
+                    "run_id": r.run_id,
+                }
+                for r in reports
+            ],
+            output="table",
+            title=f"dotjoin demo ({settings.profile} profile)",
+        )
+        console.print(f"See the runs: [bold]dotjoin serve[/] then open {url}  (or: dotjoin runs list)")
+    if any(r.status != "succeeded" for r in reports):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sql)
+    app.command()(serve)
+    app.command()(demo)

@@ -1,0 +1,1 @@
+"""Platform self-check: bus -> warehouse -> lake round trip."""

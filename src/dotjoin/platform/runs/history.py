@@ -1,0 +1,61 @@
+"""The ``dotjoin_runs`` table: run history in the profile's warehouse, one row per run (upserted)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from dotjoin.platform.runs.report import RunReport
+
+if TYPE_CHECKING:
+    from dotjoin.config import Settings
+
+HISTORY_TABLE = "dotjoin_runs"
+
+HISTORY_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("pipeline", pa.string()),
+        pa.field("profile", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("started_at", pa.timestamp("us", tz="UTC")),
+        pa.field("finished_at", pa.timestamp("us", tz="UTC")),
+        pa.field("input_rows", pa.int64()),
+        pa.field("output_rows", pa.int64()),
+        pa.field("quarantined_rows", pa.int64()),
+        pa.field("duplicate_rows", pa.int64()),
+        pa.field("checks_failed", pa.int64()),
+        pa.field("report", pa.string()),
+    ]
+)
+
+
+def history_row(report: RunReport) -> pa.Table:
+    counts = report.counts
+    return pa.Table.from_pylist(
+        [
+            {
+                "run_id": report.run_id,
+                "pipeline": report.pipeline,
+                "profile": report.profile,
+                "status": report.status,
+                "started_at": report.started_at,
+                "finished_at": report.finished_at,
+                "input_rows": counts.get("input"),
+                "output_rows": counts.get("output"),
+                "quarantined_rows": counts.get("quarantined"),
+                "duplicate_rows": counts.get("duplicates"),
+                "checks_failed": report.checks_failed,
+                "report": report.model_dump_json(),
+            }
+        ],
+        schema=HISTORY_SCHEMA,
+    )
+
+
+def record(settings: Settings, report: RunReport) -> None:
+    from dotjoin.platform.warehouse import open_warehouse
+
+    with open_warehouse(settings) as wh:
+        wh.upsert(HISTORY_TABLE, history_row(report), key=["run_id"])
