@@ -24,7 +24,7 @@ demo: venv
 # The README's test command. Service tests skip with a reason when their service is down
 # (make services starts them); DOTJOIN_REQUIRE_SERVICES=1 turns those skips into failures.
 test: venv
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q
 
 test-unit: venv
 	$(BIN)/python -m pytest -q tests/unit

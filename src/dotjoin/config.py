@@ -1,7 +1,8 @@
 """Settings and profiles.
 
 Precedence, highest first: environment (``DOTJOIN__SECTION__KEY``, ``DOTJOIN_PROFILE``) >
-``.dotjoin/secrets.toml`` (written by ``dotjoin services up``, mode 600) > ``dotjoin.toml`` > profile defaults.
+``.dotjoin/secrets.toml`` (written by ``dotjoin services up``, mode 600) > ``dotjoin.toml`` >
+profile defaults.
 ``dotjoin.toml`` may hold ``[profiles.<name>.<section>]`` tables that apply only under that profile.
 
 Example ``dotjoin.toml``::
@@ -133,7 +134,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 _SECTIONS: dict[str, type[BaseModel]] = {
-    name: field.annotation  # type: ignore[misc]
+    name: field.annotation
     for name, field in Settings.model_fields.items()
     if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
 }
@@ -230,7 +231,9 @@ def load_settings(
     if profile:
         chosen, chosen_from = profile, "--profile"
     if chosen not in PROFILES:
-        raise ConfigError(f"unknown profile {chosen!r} (from {chosen_from}); choose one of: {', '.join(PROFILES)}")
+        raise ConfigError(
+            f"unknown profile {chosen!r} (from {chosen_from}); choose one of: {', '.join(PROFILES)}"
+        )
     unknown_profiles = set(per_profile) - set(PROFILES)
     if unknown_profiles:
         raise ConfigError(
@@ -249,7 +252,7 @@ def load_settings(
     secrets_path = state_dir / "secrets.toml"
     if secrets_path.is_file():
         _merge(merged, origins, _read_toml(secrets_path), str(secrets_path))
-    env_origins = {}
+    env_origins: dict[str, str] = {}
     _merge(merged, env_origins, env_layer, "environment")
     origins.update({key: f"environment variable {_key_env_name(key)}" for key in env_origins})
     _check_keys(merged, origins)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 
@@ -12,7 +13,10 @@ def configure(*, debug: bool = False, quiet: bool = False) -> None:
     logging.basicConfig(
         level=level,
         format="%(message)s",
-        handlers=[RichHandler(show_path=debug, rich_tracebacks=debug, markup=False)],
+        # stderr: stdout belongs to results (`--output json` must stay parseable).
+        handlers=[
+            RichHandler(console=Console(stderr=True), show_path=debug, rich_tracebacks=debug, markup=False)
+        ],
         force=True,
     )
     # Chatty third-party loggers stay at WARNING unless debugging.

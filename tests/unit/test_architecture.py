@@ -41,5 +41,9 @@ def test_platform_never_imports_a_pipeline_or_the_cli() -> None:
 
 
 def test_modules_stay_small() -> None:
-    big = [f"{p.relative_to(SRC)}: {n} lines" for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600]
+    big = [
+        f"{p.relative_to(SRC)}: {n} lines"
+        for p in SRC.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 600
+    ]
     assert big == []

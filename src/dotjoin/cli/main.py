@@ -103,7 +103,8 @@ def main() -> None:
         if STATE.debug:
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(rerun with --debug for the traceback)",
             highlight=False,
             soft_wrap=True,
         )

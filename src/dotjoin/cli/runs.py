@@ -64,8 +64,10 @@ def show_run(
         return
     status_style = {"succeeded": "green", "failed": "red"}.get(report.status, "yellow")
     console.print(f"[bold]{report.pipeline}[/] {report.run_id} [{status_style}]{report.status}[/]")
-    console.print(f"profile {report.profile}, started {report.started_at:%Y-%m-%d %H:%M:%S}, "
-                  f"took {report.duration_s or 0:.2f}s")
+    console.print(
+        f"profile {report.profile}, started {report.started_at:%Y-%m-%d %H:%M:%S}, "
+        f"took {report.duration_s or 0:.2f}s"
+    )
     if report.error:
         console.print(f"[red]error:[/] {report.error}", highlight=False)
     emit_rows([{"count": k, "rows": v} for k, v in report.counts.items()], output="table", title="Counts")
@@ -79,4 +81,6 @@ def show_run(
             columns=["name", "passed", "observed", "expected", "detail"],
         )
     if report.metrics:
-        emit_rows([{"metric": k, "value": v} for k, v in report.metrics.items()], output="table", title="Metrics")
+        emit_rows(
+            [{"metric": k, "value": v} for k, v in report.metrics.items()], output="table", title="Metrics"
+        )

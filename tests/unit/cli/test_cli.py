@@ -15,7 +15,7 @@ def dotjoin(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     base = {k: v for k, v in os.environ.items() if not k.startswith("DOTJOIN")}
     base["COLUMNS"] = "200"
     return subprocess.run(
-        [sys.executable, "-m", "dotjoin.cli.main", *args],
+        [sys.executable, "-m", "dotjoin", *args],
         cwd=cwd,
         env={**base, **(env or {})},
         capture_output=True,
@@ -61,7 +61,11 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 def test_unreachable_postgres_names_it_and_how_to_start_it(tmp_path: Path) -> None:
     result = dotjoin(
-        "--profile", "stack", "sql", "SELECT 1", cwd=tmp_path,
+        "--profile",
+        "stack",
+        "sql",
+        "SELECT 1",
+        cwd=tmp_path,
         env={"DOTJOIN__WAREHOUSE__PORT": "1", "DOTJOIN__WAREHOUSE__PASSWORD": "x"},
     )
     assert result.returncode == 1

@@ -18,7 +18,9 @@ def test_accounting_check_balances_and_names_the_gap() -> None:
 
 def test_run_report_written_to_runs_dir_and_report_path(local_settings: Settings, tmp_path) -> None:
     extra = tmp_path / "out" / "report.json"
-    with start_run("demo_pipe", local_settings, params={"x": 1}, report_path=extra, record_history=False) as run:
+    with start_run(
+        "demo_pipe", local_settings, params={"x": 1}, report_path=extra, record_history=False
+    ) as run:
         run.count(input=10, output=8, quarantined=1)
         run.count(duplicates=1)
         run.output("t", rows=8)
@@ -30,8 +32,19 @@ def test_run_report_written_to_runs_dir_and_report_path(local_settings: Settings
     assert on_disk["counts"] == {"input": 10, "output": 8, "quarantined": 1, "duplicates": 1}
     assert on_disk["checks"][0]["name"] == "row_accounting" and on_disk["checks"][0]["passed"]
     assert json.loads(extra.read_text())["run_id"] == report.run_id
-    for key in ("pipeline", "run_id", "profile", "status", "started_at", "finished_at", "params",
-                "counts", "outputs", "checks", "metrics"):
+    for key in (
+        "pipeline",
+        "run_id",
+        "profile",
+        "status",
+        "started_at",
+        "finished_at",
+        "params",
+        "counts",
+        "outputs",
+        "checks",
+        "metrics",
+    ):
         assert key in on_disk
 
 

@@ -14,14 +14,6 @@ from pathlib import Path
 import pyarrow as pa
 
 from dotjoin.config import Settings
-from dotjoin.platform.bus import open_bus
-from dotjoin.platform.bus.base import DLQ_SUFFIX
-from dotjoin.platform.lake import open_lake
-from dotjoin.platform.lake.base import PartitionField
-from dotjoin.platform.quality.quarantine import Quarantine
-from dotjoin.platform.runs import Run, RunReport, start_run
-from dotjoin.platform.warehouse import open_warehouse
-from dotjoin.platform.warehouse.base import Warehouse
 from dotjoin.pipelines.selfcheck.transforms import (
     EVENT_SCHEMA,
     MalformedEventError,
@@ -30,6 +22,14 @@ from dotjoin.pipelines.selfcheck.transforms import (
     generate_events,
     parse_event,
 )
+from dotjoin.platform.bus import open_bus
+from dotjoin.platform.bus.base import DLQ_SUFFIX
+from dotjoin.platform.lake import open_lake
+from dotjoin.platform.lake.base import PartitionField
+from dotjoin.platform.quality.quarantine import Quarantine
+from dotjoin.platform.runs import Run, RunReport, start_run
+from dotjoin.platform.warehouse import open_warehouse
+from dotjoin.platform.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def run(
             loaded = _bus_to_warehouse(settings, topic, wh, quarantine, run)
             quarantine.flush(wh)
             in_warehouse = wh.query(
-                f"SELECT event_id, account, amount_cents, event_time FROM {WAREHOUSE_TABLE}"  # noqa: S608
+                f"SELECT event_id, account, amount_cents, event_time FROM {WAREHOUSE_TABLE}"
             )
         run.metric("bus_to_warehouse_rows_per_s", loaded / max(time.perf_counter() - t0, 1e-9))
         run.output(WAREHOUSE_TABLE, rows=in_warehouse.num_rows)
@@ -90,7 +90,8 @@ def run(
         )
         run.check(
             "no_duplicate_event_ids",
-            passed=pa.compute.count_distinct(in_warehouse.column("event_id")).as_py() == in_warehouse.num_rows,
+            passed=pa.compute.count_distinct(in_warehouse.column("event_id")).as_py()
+            == in_warehouse.num_rows,
             observed=in_warehouse.num_rows,
         )
     return run.report
@@ -124,11 +125,17 @@ def _bus_to_warehouse(settings: Settings, topic: str, wh: Warehouse, quarantine:
                     bus.dead_letter(dlq, msg, exc)
             kept, duplicates = dedupe(rows, seen)
             if kept:
-                result = wh.upsert(WAREHOUSE_TABLE, pa.Table.from_pylist(kept, schema=EVENT_SCHEMA), key=["event_id"])
+                result = wh.upsert(
+                    WAREHOUSE_TABLE, pa.Table.from_pylist(kept, schema=EVENT_SCHEMA), key=["event_id"]
+                )
                 logger.debug("batch: %d inserted, %d updated", result.inserted, result.updated)
             dlq.flush()
             consumer.commit(messages)
             loaded += len(kept)
-            run.count(input=len(messages), output=len(kept), duplicates=duplicates,
-                      quarantined=len(messages) - len(rows))
+            run.count(
+                input=len(messages),
+                output=len(kept),
+                duplicates=duplicates,
+                quarantined=len(messages) - len(rows),
+            )
     return loaded

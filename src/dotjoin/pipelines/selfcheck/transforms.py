@@ -38,7 +38,7 @@ def generate_events(
     >>> len(events), sum(e.value.startswith(b"{") for e in events)
     (400, 398)
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     last_valid: GeneratedEvent | None = None
     for i in range(count):
         if malformed_every and i % malformed_every == malformed_every - 1:
@@ -47,13 +47,14 @@ def generate_events(
         if duplicate_every and last_valid is not None and i % duplicate_every == duplicate_every - 1:
             yield last_valid
             continue
+        account = f"acct-{rng.randrange(100):03d}"
         event = {
             "event_id": f"evt-{seed}-{i:08d}",
-            "account": f"acct-{rng.randrange(100):03d}",
+            "account": account,
             "amount_cents": rng.randrange(1, 100_000),
             "event_time": (EPOCH + timedelta(seconds=i)).isoformat(),
         }
-        last_valid = GeneratedEvent(key=event["account"].encode(), value=json.dumps(event).encode())
+        last_valid = GeneratedEvent(key=account.encode(), value=json.dumps(event).encode())
         yield last_valid
 
 
@@ -64,7 +65,8 @@ class MalformedEventError(ValueError):
 def parse_event(value: bytes) -> dict[str, object]:
     """Decode one message into a row of ``EVENT_SCHEMA``; raise MalformedEventError naming the defect.
 
-    >>> parse_event(b'{"event_id": "e1", "account": "a", "amount_cents": 5, "event_time": "2026-01-01T00:00:00+00:00"}')["amount_cents"]
+    >>> event = b'{"event_id": "e1", "account": "a", "amount_cents": 5, "event_time": "2026-01-01T00:00Z"}'
+    >>> parse_event(event)["amount_cents"]
     5
     """
     try:

@@ -82,7 +82,12 @@ class Bus(ABC):
         """Create ``name`` if it does not exist (idempotent)."""
 
     @abstractmethod
-    def delete_topic(self, name: str) -> None: ...
+    def delete_topic(self, name: str) -> None:
+        """Delete ``name`` if it exists (idempotent)."""
+
+    @abstractmethod
+    def topic_partitions(self, name: str) -> int:
+        """The number of partitions of ``name``; :class:`~dotjoin.exceptions.NotFoundError` if none."""
 
     @abstractmethod
     def producer(self) -> Producer: ...
@@ -97,7 +102,9 @@ class Bus(ABC):
         headers.update(
             {
                 "dlq.error": str(error).encode(),
-                "dlq.error_type": (type(error).__name__ if isinstance(error, BaseException) else "str").encode(),
+                "dlq.error_type": (
+                    type(error).__name__ if isinstance(error, BaseException) else "str"
+                ).encode(),
                 "dlq.topic": message.topic.encode(),
                 "dlq.partition": str(message.partition).encode(),
                 "dlq.offset": str(message.offset).encode(),

@@ -11,7 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from types import TracebackType
+from typing import Literal, Self, get_args
 
 import pyarrow as pa
 
@@ -72,7 +73,9 @@ class Lake(ABC):
         """Delete rows matching a PyIceberg filter expression string, e.g. ``"id = 3"``."""
 
     @abstractmethod
-    def scan(self, name: str, *, row_filter: str | None = None, snapshot_id: int | None = None) -> pa.Table: ...
+    def scan(
+        self, name: str, *, row_filter: str | None = None, snapshot_id: int | None = None
+    ) -> pa.Table: ...
 
     @abstractmethod
     def plan(self, name: str, *, row_filter: str | None = None) -> ScanPlan:
@@ -86,3 +89,14 @@ class Lake(ABC):
 
     @abstractmethod
     def list_tables(self, zone: Zone) -> list[str]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op unless a backend holds connections
+        """Release connections (e.g. the catalog's pool). Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

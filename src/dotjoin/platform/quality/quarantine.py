@@ -40,6 +40,15 @@ class Rejected:
     raw: str | None = None
 
 
+def _storable(text: str | None) -> str | None:
+    r"""Text every warehouse can store: PostgreSQL text cannot hold NUL, so it is written as ``\x00``.
+
+    >>> _storable("a\x00b")
+    'a\\x00b'
+    """
+    return None if text is None else text.replace("\x00", "\\x00")
+
+
 @dataclass
 class Quarantine:
     """Collects rejected records during a run; :meth:`flush` writes them to the warehouse."""
@@ -49,9 +58,15 @@ class Quarantine:
     records: list[Rejected] = field(default_factory=list)
 
     def reject(
-        self, *, source: str, position: str | int, reason: str, detail: str | None = None, raw: str | None = None
+        self,
+        *,
+        source: str,
+        position: str | int,
+        reason: str,
+        detail: str | None = None,
+        raw: str | None = None,
     ) -> None:
-        self.records.append(Rejected(source, str(position), reason, detail, raw))
+        self.records.append(Rejected(source, str(position), reason, _storable(detail), _storable(raw)))
 
     def __len__(self) -> int:
         return len(self.records)

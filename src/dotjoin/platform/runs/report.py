@@ -87,7 +87,9 @@ def accounting_check(counts: Mapping[str, int]) -> Check:
             f"input {terms['input']} != output {terms['output']} + quarantined {terms['quarantined']}"
             f" + duplicates {terms['duplicates']} ({terms['input'] - accounted} unaccounted)"
         )
-    return Check(name=ACCOUNTING_CHECK, passed=passed, observed=accounted, expected=terms["input"], detail=detail)
+    return Check(
+        name=ACCOUNTING_CHECK, passed=passed, observed=accounted, expected=terms["input"], detail=detail
+    )
 
 
 class Run:
@@ -110,7 +112,13 @@ class Run:
         self.report.outputs.append(Output(name=name, rows=rows, location=location))
 
     def check(
-        self, name: str, *, passed: bool, observed: Any = None, expected: Any = None, detail: str | None = None
+        self,
+        name: str,
+        *,
+        passed: bool,
+        observed: Any = None,
+        expected: Any = None,
+        detail: str | None = None,
     ) -> Check:
         check = Check(name=name, passed=passed, observed=observed, expected=expected, detail=detail)
         self.report.checks.append(check)

@@ -1,0 +1,208 @@
+"""The run-history web app behind ``dotjoin serve``.
+
+Routes:
+
+- ``GET /``: run history, newest first; ``?pipeline=`` filters, ``?limit=`` caps the rows.
+- ``GET /runs/{run_id}``: one run: counts, the row-accounting chart (inline SVG), outputs, checks, params.
+- ``GET /api/runs``, ``GET /api/runs/{run_id}``: the reports as stored, as JSON.
+- ``GET /metrics``: Prometheus exposition built from the reports (:mod:`dotjoin.web.metrics`).
+- ``GET /healthz``: liveness.
+
+Everything is rendered server-side from ``<state_dir>/runs/*.json`` on each request; pages need no
+JavaScript and load nothing from outside the app (one local stylesheet), so they work offline.
+
+Run it with :func:`serve`, or under uvicorn directly::
+
+    python -m uvicorn --factory dotjoin.web.app:create_app_from_env --port 8000
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.exceptions import HTTPException
+
+from dotjoin import __version__
+from dotjoin.config import Settings, load_settings
+from dotjoin.exceptions import NotFoundError
+from dotjoin.platform.runs.report import RunReport
+from dotjoin.platform.runs.store import RunStore
+from dotjoin.web import filters
+from dotjoin.web.chart import ACCOUNTED_KINDS, accounting_chart
+from dotjoin.web.metrics import CONTENT_TYPE_LATEST, metrics_registry, render_metrics
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+JSON_PREFIXES = ("/api/", "/healthz", "/metrics")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+DEFAULT_LIMIT = 200
+CHART_KINDS = frozenset({"input", *ACCOUNTED_KINDS})
+
+PipelineQuery = Annotated[str | None, Query(max_length=200, description="Only runs of this pipeline.")]
+LimitQuery = Annotated[int, Query(ge=1, le=10_000, description="At most this many runs, newest first.")]
+
+
+def _templates() -> Jinja2Templates:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every .html here is HTML; escaping is never optional
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    filters.install(env)
+    env.globals["version"] = __version__
+    return Jinja2Templates(env=env)
+
+
+def _find_run(store: RunStore, run_id: str) -> RunReport:
+    """The run ``run_id`` (or the one run it is a unique prefix of); 404 otherwise."""
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise HTTPException(404, f"no run {run_id!r}: not a valid run id")
+    try:
+        return store.get(run_id)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the web app over the run reports of ``settings.runs_dir``.
+
+    Args:
+        settings: the loaded settings; only ``runs_dir`` is read (on every request).
+
+    Returns:
+        The FastAPI application, ready for uvicorn or ``fastapi.testclient.TestClient``.
+    """
+    store = RunStore(settings.runs_dir)
+    registry = metrics_registry(store)
+    templates = _templates()
+    app = FastAPI(
+        title="dotjoin",
+        version=__version__,
+        summary="Run history, row accounting and metrics of dotjoin pipelines.",
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN; the pages must work offline
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith(JSON_PREFIXES):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {"status_code": exc.status_code, "detail": exc.detail},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.get("/", include_in_schema=False)
+    def index(
+        request: Request, pipeline: PipelineQuery = None, limit: LimitQuery = DEFAULT_LIMIT
+    ) -> Response:
+        pipeline = pipeline or None  # the form's "All pipelines" sends an empty value
+        every = store.list()
+        matching = [r for r in every if pipeline is None or r.pipeline == pipeline]
+        statuses = Counter(r.status for r in matching)
+        context: dict[str, Any] = {
+            "runs": matching[:limit],
+            "total": len(matching),
+            "any_runs": bool(every),
+            "statuses": statuses,
+            "pipelines": sorted({r.pipeline for r in every}),
+            "pipeline": pipeline,
+            "runs_dir": settings.runs_dir,
+        }
+        return templates.TemplateResponse(request, "index.html", context)
+
+    @app.get("/runs/{run_id}", include_in_schema=False)
+    def run_page(request: Request, run_id: str) -> Response:
+        report = _find_run(store, run_id)
+        if report.run_id != run_id:  # a unique prefix: send the browser to the canonical address
+            return RedirectResponse(request.url_for("run_page", run_id=report.run_id), status_code=307)
+        context: dict[str, Any] = {
+            "run": report,
+            "chart": accounting_chart(report.counts),
+            "extra_counts": {k: v for k, v in report.counts.items() if k not in CHART_KINDS},
+        }
+        return templates.TemplateResponse(request, "run.html", context)
+
+    @app.get("/api/runs", response_model=list[RunReport], tags=["runs"])
+    def api_runs(pipeline: PipelineQuery = None, limit: LimitQuery = DEFAULT_LIMIT) -> list[RunReport]:
+        """Run reports, newest first."""
+        return store.list(pipeline=pipeline or None, limit=limit)
+
+    @app.get("/api/runs/{run_id}", response_model=RunReport, tags=["runs"])
+    def api_run(run_id: str) -> RunReport:
+        """One run report (``run_id`` may be a unique prefix)."""
+        return _find_run(store, run_id)
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics() -> Response:
+        """Prometheus text exposition of the run reports."""
+        return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)  # for load balancers
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from the environment and the working directory."""
+    return create_app(load_settings())
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Serve the web app with uvicorn until interrupted (``dotjoin serve``).
+
+    Logging is left to the caller (the CLI configures it); uvicorn reports the address it listens on.
+
+    Args:
+        settings: the loaded settings; the app reads ``settings.runs_dir``.
+        host: interface to bind; default ``settings.web.host`` (``127.0.0.1``: loopback only).
+        port: TCP port; default ``settings.web.port`` (8000).
+    """
+    import uvicorn
+
+    host = settings.web.host if host is None else host
+    port = settings.web.port if port is None else port
+    logger.info("serving the run history of %s at http://%s:%d/", settings.runs_dir, host, port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, server_header=False)
