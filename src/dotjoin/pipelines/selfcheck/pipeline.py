@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dotjoin.config import Settings
+from dotjoin.exceptions import TransientError
 from dotjoin.pipelines.selfcheck.transforms import (
     EVENT_SCHEMA,
     MalformedEventError,
@@ -38,6 +39,7 @@ TOPIC = "selfcheck.events"
 WAREHOUSE_TABLE = "selfcheck_events"
 LAKE_TABLE = "curated.selfcheck_events"
 BATCH = 5_000
+DRAIN_TIMEOUT_S = 120
 
 
 def run(
@@ -60,7 +62,7 @@ def run(
         quarantine = Quarantine(PIPELINE, run.run_id)
         t0 = time.perf_counter()
         with open_warehouse(settings) as wh:
-            loaded = _bus_to_warehouse(settings, topic, wh, quarantine, run)
+            loaded = _bus_to_warehouse(settings, topic, events, wh, quarantine, run)
             quarantine.flush(wh)
             in_warehouse = wh.query(
                 f"SELECT event_id, account, amount_cents, event_time FROM {WAREHOUSE_TABLE}"
@@ -97,19 +99,32 @@ def run(
     return run.report
 
 
-def _bus_to_warehouse(settings: Settings, topic: str, wh: Warehouse, quarantine: Quarantine, run: Run) -> int:
-    """Consume until the topic is drained; sink each batch, then commit (exactly-once effect)."""
+def _bus_to_warehouse(
+    settings: Settings, topic: str, expected: int, wh: Warehouse, quarantine: Quarantine, run: Run
+) -> int:
+    """Consume at least the ``expected`` messages just produced, then until the topic is idle; sink each
+    batch, then commit its offsets (exactly-once effect).
+
+    Waiting for ``expected`` matters on a fresh Kafka: joining the group can take seconds while the
+    group coordinator loads, and an empty poll then does not mean the topic is drained.
+    """
     bus = open_bus(settings)
     seen: set[str] = set()
-    loaded = 0
+    loaded = consumed = idle = 0
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
     with bus.consumer(f"{topic}.loader", [topic]) as consumer, bus.producer() as dlq:
-        idle = 0
-        while idle < 2:
+        while consumed < expected or idle < 2:
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"selfcheck: consumed {consumed} of {expected} messages of {topic!r} "
+                    f"within {DRAIN_TIMEOUT_S}s; is the bus healthy? (dotjoin services status)"
+                )
             messages = consumer.consume(BATCH, timeout=1.0)
             if not messages:
                 idle += 1
                 continue
             idle = 0
+            consumed += len(messages)
             rows = []
             for msg in messages:
                 try:
