@@ -77,11 +77,12 @@ def version(output: OutputOption = "table") -> None:
 
 
 def _register() -> None:
-    from dotjoin.cli import commands, runs, services
+    from dotjoin.cli import commands, runs, sample, services
 
     app.add_typer(services.app, name="services")
     app.add_typer(runs.app, name="runs")
     commands.register(app)
+    app.command()(sample.sample)
 
 
 _register()
