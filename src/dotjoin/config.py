@@ -98,6 +98,27 @@ class WebSettings(_Section):
     port: int = 8000
 
 
+class IngestSettings(_Section):
+    """API ingestion (``dotjoin ingest``): where the sources are and how hard to pull on them.
+
+    ``base_url`` (or ``--base-url``) points every source at one server that serves the real paths,
+    e.g. the local ``dotjoin sources serve``; empty means the real public services below.
+    """
+
+    base_url: str = ""
+    weather_forecast_url: str = "https://api.open-meteo.com/v1/forecast"
+    weather_archive_url: str = "https://archive-api.open-meteo.com/v1/archive"
+    gtfs_static_url: str = "https://www.bart.gov/dev/schedules/google_transit.zip"
+    gtfs_rt_url: str = "https://api.bart.gov/gtfsrt/tripupdate.aspx"
+    feed: str = "bart"  # name of the transit feed in the tables and the cursor
+    cities_file: str = ""  # CSV name,latitude,longitude (relative to state_dir); empty: built-in list
+    concurrency: int = 8
+    rate_limit_per_s: float = 10.0  # per host; 0 = unlimited
+    max_attempts: int = 6
+    timeout_s: float = 30.0
+    window_days: int = 31  # days per weather request
+
+
 class Settings(_Section):
     profile: Profile = "local"
     state_dir: Path = Path(".dotjoin")
@@ -107,6 +128,7 @@ class Settings(_Section):
     redis: RedisSettings = RedisSettings()
     services: ServicesSettings = ServicesSettings()
     web: WebSettings = WebSettings()
+    ingest: IngestSettings = IngestSettings()
 
     def resolve(self, relative: str) -> Path:
         """A path from the settings, anchored at ``state_dir`` unless absolute."""

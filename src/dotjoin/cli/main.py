@@ -77,10 +77,12 @@ def version(output: OutputOption = "table") -> None:
 
 
 def _register() -> None:
-    from dotjoin.cli import commands, runs, sample, services
+    from dotjoin.cli import commands, ingest, runs, sample, services, sources
 
     app.add_typer(services.app, name="services")
     app.add_typer(runs.app, name="runs")
+    app.add_typer(ingest.app, name="ingest")
+    app.add_typer(sources.app, name="sources")
     commands.register(app)
     app.command()(sample.sample)
 

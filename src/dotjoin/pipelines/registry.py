@@ -23,6 +23,20 @@ def _selfcheck(settings: Settings, scratch: Path) -> RunReport:
     return run(settings, events=10_000)
 
 
+def _ingest_weather(settings: Settings, scratch: Path) -> RunReport:
+    from dotjoin.pipelines.api_ingest.demo import weather
+
+    return weather(settings)
+
+
+def _ingest_transit(settings: Settings, scratch: Path) -> RunReport:
+    from dotjoin.pipelines.api_ingest.demo import transit
+
+    return transit(settings)
+
+
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("selfcheck", "bus -> warehouse -> lake round trip", _selfcheck),
+    DemoStep("ingest_weather", "Open-Meteo API (local server, faults on) -> weather_hourly", _ingest_weather),
+    DemoStep("ingest_transit", "GTFS + GTFS-realtime (local server, faults on) -> arrivals", _ingest_transit),
 ]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from dotjoin.pipelines.registry import DEMO_STEPS
+
 
 def dotjoin(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("DOTJOIN")}
@@ -93,9 +95,9 @@ def test_demo_runs_and_is_listed(tmp_path: Path) -> None:
     result = dotjoin("demo", "--output", "json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
     runs = json.loads(result.stdout)["runs"]
-    assert [r["pipeline"] for r in runs] == ["selfcheck"]
+    assert [r["pipeline"] for r in runs] == [step.name for step in DEMO_STEPS]
     assert all(r["status"] == "succeeded" for r in runs)
     listed = dotjoin("runs", "list", "--output", "json", cwd=tmp_path)
-    assert json.loads(listed.stdout)[0]["run_id"] == runs[0]["run_id"]
+    assert json.loads(listed.stdout)[0]["run_id"] == runs[-1]["run_id"]  # newest first
     shown = dotjoin("runs", "show", runs[0]["run_id"][:-3], cwd=tmp_path)
     assert shown.returncode == 0 and "row_accounting" in shown.stdout

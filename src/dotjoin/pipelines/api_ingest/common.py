@@ -1,0 +1,161 @@
+"""What both ingestion pipelines share: endpoints, the HTTP client, cities, day planning."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from dotjoin.config import IngestSettings, Settings
+from dotjoin.exceptions import ConfigError
+from dotjoin.platform.http import FailedRequest, ResilientClient, RetryPolicy
+
+#: (done, total, label) -> None; the CLI draws a progress bar with it.
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class City:
+    name: str
+    latitude: float
+    longitude: float
+
+
+BUILTIN_CITIES: tuple[City, ...] = (
+    City("Berlin", 52.52, 13.41),
+    City("Paris", 48.8566, 2.3522),
+    City("London", 51.5072, -0.1276),
+    City("Madrid", 40.4168, -3.7038),
+    City("New York", 40.7128, -74.006),
+    City("Tokyo", 35.6762, 139.6503),
+    City("Sydney", -33.8688, 151.2093),
+    City("São Paulo", -23.5505, -46.6333),
+    City("Cairo", 30.0444, 31.2357),
+    City("Mumbai", 19.076, 72.8777),
+)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    forecast: str
+    archive: str
+    gtfs_static: str
+    gtfs_rt: str
+
+
+def endpoints(cfg: IngestSettings, base_url: str | None = None) -> Endpoints:
+    """The four source URLs: all under ``base_url`` (or ``[ingest] base_url``) if set, else the real ones.
+
+    >>> endpoints(IngestSettings(), "http://127.0.0.1:8765/").archive
+    'http://127.0.0.1:8765/v1/archive'
+    >>> endpoints(IngestSettings()).forecast
+    'https://api.open-meteo.com/v1/forecast'
+    """
+    base = (base_url or cfg.base_url).rstrip("/")
+    if base:
+        return Endpoints(
+            f"{base}/v1/forecast",
+            f"{base}/v1/archive",
+            f"{base}/gtfs/static.zip",
+            f"{base}/gtfs-rt/trip-updates",
+        )
+    return Endpoints(cfg.weather_forecast_url, cfg.weather_archive_url, cfg.gtfs_static_url, cfg.gtfs_rt_url)
+
+
+def client(cfg: IngestSettings, source: str, failures: list[FailedRequest]) -> ResilientClient:
+    """A resilient client configured from ``[ingest]`` that appends every failed attempt to ``failures``."""
+    return ResilientClient(
+        source=source,
+        policy=RetryPolicy(max_attempts=cfg.max_attempts, timeout_s=cfg.timeout_s),
+        rate_per_host=cfg.rate_limit_per_s,
+        burst=max(1, cfg.concurrency),
+        concurrency=cfg.concurrency,
+        on_failure=failures.append,
+    )
+
+
+def parse_cities(text: str, origin: str) -> list[City]:
+    """Cities from CSV with a ``name,latitude,longitude`` header.
+
+    >>> parse_cities("name,latitude,longitude\\nOslo,59.91,10.75\\n", "x")
+    [City(name='Oslo', latitude=59.91, longitude=10.75)]
+    """
+    cities = []
+    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        try:
+            cities.append(City(row["name"].strip(), float(row["latitude"]), float(row["longitude"])))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{origin}:{line}: want name,latitude,longitude ({exc})") from exc
+    if len({c.name for c in cities}) != len(cities):
+        raise ConfigError(f"{origin}: city names must be unique")
+    return cities
+
+
+def load_cities(settings: Settings, path: Path | None = None) -> list[City]:
+    """Cities from ``path``, else ``[ingest] cities_file``, else the built-in list."""
+    if path is None and settings.ingest.cities_file:
+        path = settings.resolve(settings.ingest.cities_file)
+    if path is None:
+        return list(BUILTIN_CITIES)
+    try:
+        return parse_cities(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the cities file {path}: {exc}") from exc
+
+
+def days(start: date, end: date) -> Iterator[date]:
+    for n in range((end - start).days + 1):
+        yield start + timedelta(days=n)
+
+
+def windows(todo: list[date], max_days: int) -> list[tuple[date, date]]:
+    """Group sorted days into contiguous windows of at most ``max_days``.
+
+    >>> d = [date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 5)]
+    >>> [(a.day, b.day) for a, b in windows(d, 2)]
+    [(1, 2), (3, 3), (5, 5)]
+    """
+    out: list[tuple[date, date]] = []
+    for day in sorted(todo):
+        if out and (day - out[-1][1]).days == 1 and (day - out[-1][0]).days < max_days:
+            out[-1] = (out[-1][0], day)
+        else:
+            out.append((day, day))
+    return out
+
+
+def plan_days(
+    *,
+    since: date | None,
+    until: date | None,
+    state: tuple[date, date] | None,
+    yesterday: date,
+    refetch: bool,
+) -> list[date]:
+    """The days to fetch for one city or feed.
+
+    * no dates: from the day after the cursor (or yesterday, first time) up to yesterday;
+    * a range: its days, minus those the cursor says are complete, unless ``refetch``.
+
+    >>> s = (date(2024, 1, 1), date(2024, 1, 3))
+    >>> y = date(2025, 1, 1)
+    >>> plan_days(since=date(2024, 1, 2), until=date(2024, 1, 5), state=s, yesterday=y, refetch=False)
+    [datetime.date(2024, 1, 4), datetime.date(2024, 1, 5)]
+    >>> len(plan_days(since=None, until=None, state=s, yesterday=date(2024, 1, 6), refetch=False))
+    3
+    """
+    if since is None and until is None:
+        first = state[1] + timedelta(days=1) if state else yesterday
+        return list(days(first, yesterday))
+    start = since if since is not None else until
+    end = until if until is not None else since
+    assert start is not None and end is not None
+    if end < start:
+        raise ConfigError(f"--until {end} is before --since {start}")
+    todo = list(days(start, end))
+    if state and not refetch:
+        todo = [d for d in todo if not state[0] <= d <= state[1]]
+    return todo

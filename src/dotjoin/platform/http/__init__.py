@@ -1,0 +1,24 @@
+"""A resilient HTTP client: retries with backoff + jitter, Retry-After, per-host rate limit, bounded
+concurrency, timeouts, and a record of every failed attempt."""
+
+from __future__ import annotations
+
+from dotjoin.platform.http.client import (
+    BodyError,
+    FailedRequest,
+    HttpStatusError,
+    ResilientClient,
+    RetriesExhaustedError,
+    RetryPolicy,
+    parse_retry_after,
+)
+
+__all__ = [
+    "BodyError",
+    "FailedRequest",
+    "HttpStatusError",
+    "ResilientClient",
+    "RetriesExhaustedError",
+    "RetryPolicy",
+    "parse_retry_after",
+]
