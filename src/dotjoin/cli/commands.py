@@ -57,6 +57,7 @@ def demo(output: OutputOption = "table") -> None:
 
     Example: dotjoin demo && dotjoin serve
     """
+    import logging
     import tempfile
     from pathlib import Path
 
@@ -65,6 +66,9 @@ def demo(output: OutputOption = "table") -> None:
 
     fmt = check_format(output)
     settings = STATE.settings
+    if not STATE.debug:
+        # The demo injects faults on purpose; its retries are in each run's report, not on the screen.
+        logging.getLogger("dotjoin").setLevel(logging.WARNING)
     reports = []
     with tempfile.TemporaryDirectory(prefix="dotjoin-demo-") as scratch:
         for step in DEMO_STEPS:
@@ -84,8 +88,7 @@ def demo(output: OutputOption = "table") -> None:
                     "quarantined": r.counts.get("quarantined"),
                     "duplicates": r.counts.get("duplicates"),
                     "checks": f"{len(r.checks) - r.checks_failed}/{len(r.checks)}",
-                    "seconds": r.duration_s,
-                    "run_id": r.run_id,
+                    "seconds": round(r.duration_s or 0.0, 1),
                 }
                 for r in reports
             ],
