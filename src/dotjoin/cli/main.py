@@ -77,12 +77,15 @@ def version(output: OutputOption = "table") -> None:
 
 
 def _register() -> None:
-    from dotjoin.cli import commands, ingest, runs, sample, services, sources
+    from dotjoin.cli import commands, etl, ingest, lake, runs, sample, services, sources
 
     app.add_typer(services.app, name="services")
     app.add_typer(runs.app, name="runs")
+    app.add_typer(etl.app, name="etl")
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(sources.app, name="sources")
+    app.add_typer(lake.app, name="lake")
+    app.add_typer(lake.pipeline_app, name="lakehouse")
     commands.register(app)
     app.command()(sample.sample)
 

@@ -35,8 +35,26 @@ def _ingest_transit(settings: Settings, scratch: Path) -> RunReport:
     return transit(settings)
 
 
+def _lakehouse(settings: Settings, scratch: Path) -> RunReport:
+    from dotjoin.pipelines.lakehouse.pipeline import run
+
+    return run(settings, days=2, seed=7)
+
+
+def _csv_etl(settings: Settings, scratch: Path) -> RunReport:
+    from dotjoin.pipelines.csv_etl.generator import generate
+    from dotjoin.pipelines.csv_etl.pipeline import run
+
+    generate("commits", rows=20_000, dirty_rate=0.05, seed=7, out=scratch / "commits")
+    return run(settings, dataset="commits", input_path=scratch / "commits" / "commits.csv")
+
+
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("selfcheck", "bus -> warehouse -> lake round trip", _selfcheck),
+    DemoStep(
+        "csv_etl", "messy commits CSV (20,000 rows) -> cleaned, deduplicated table + quarantine", _csv_etl
+    ),
     DemoStep("ingest_weather", "Open-Meteo API (local server, faults on) -> weather_hourly", _ingest_weather),
     DemoStep("ingest_transit", "GTFS + GTFS-realtime (local server, faults on) -> arrivals", _ingest_transit),
+    DemoStep("lakehouse", "CSV + JSON sources -> raw -> staging Iceberg -> dbt marts (2 days)", _lakehouse),
 ]

@@ -37,7 +37,7 @@ STATIC_TABLES = (store.STOPS, store.ROUTES, store.TRIPS, store.STOP_TIMES)
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text not in (None, "") and str(text).lstrip("-").isdigit() else None
+    return int(text) if text is not None and text != "" and str(text).lstrip("-").isdigit() else None
 
 
 def static_rows(feed: GtfsFeed, name: str) -> dict[str, list[dict[str, Any]]]:

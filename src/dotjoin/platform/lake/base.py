@@ -69,6 +69,18 @@ class Lake(ABC):
         """Merge on ``key``; returns (rows_updated, rows_inserted)."""
 
     @abstractmethod
+    def replace(self, name: str, data: pa.Table, *, row_filter: str) -> None:
+        """Atomically delete the rows matching ``row_filter`` and append ``data`` (one commit)."""
+
+    @abstractmethod
+    def evolve(self, name: str, schema: pa.Schema) -> list[str]:
+        """Add the columns of ``schema`` the table lacks (union by name); returns the added names."""
+
+    @abstractmethod
+    def compact(self, name: str) -> tuple[int, int]:
+        """Rewrite the current data into as few files as the partitioning allows; (files before, after)."""
+
+    @abstractmethod
     def delete(self, name: str, row_filter: str) -> None:
         """Delete rows matching a PyIceberg filter expression string, e.g. ``"id = 3"``."""
 
@@ -83,6 +95,10 @@ class Lake(ABC):
 
     @abstractmethod
     def snapshots(self, name: str) -> list[SnapshotInfo]: ...
+
+    @abstractmethod
+    def metadata_location(self, name: str) -> str:
+        """The current ``*.metadata.json`` of ``name`` (what other engines, e.g. DuckDB, read)."""
 
     @abstractmethod
     def drop_table(self, name: str) -> None: ...

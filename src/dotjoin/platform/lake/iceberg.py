@@ -30,6 +30,7 @@ import importlib.util
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,6 +347,35 @@ class IcebergLake(Lake):
         logger.debug("upserted into %s: %d updated, %d inserted", name, updated, inserted)
         return updated, inserted
 
+    def replace(self, name: str, data: pa.Table, *, row_filter: str) -> None:
+        """Delete the rows matching ``row_filter`` and append ``data`` in one transaction (a day reload)."""
+        expression = _parse(name, row_filter)
+        with self._errors(name, "replace rows of"):
+            table = self._load(name)
+            with warnings.catch_warnings():  # an empty day to replace is normal, not worth a warning
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                table.overwrite(_conform(data, table, name), overwrite_filter=expression)
+
+    def evolve(self, name: str, schema: pa.Schema) -> list[str]:
+        """Add the columns of ``schema`` that ``name`` lacks (PyIceberg ``union_by_name``), all optional."""
+        with self._errors(name, "evolve the schema of"):
+            table = self._load(name)
+            added = [f for f in schema.names if f not in table.schema().column_names]
+            if added:
+                with table.update_schema() as update:
+                    new = pa.schema([schema.field(f).with_nullable(True) for f in added])
+                    update.union_by_name(_iceberg_ready(new, required=set()))
+        return added
+
+    def compact(self, name: str) -> tuple[int, int]:
+        """Rewrite the current data into one file per partition (delete + append snapshots, one commit)."""
+        with self._errors(name, "compact"):
+            table = self._load(name)
+            before = len(list(table.scan().plan_files()))
+            table.overwrite(table.scan().to_arrow())
+            after = len(list(table.refresh().scan().plan_files()))
+        return before, after
+
     def delete(self, name: str, row_filter: str) -> None:
         """Delete rows matching a PyIceberg filter, e.g. ``"id = 3"`` or ``"ts < '2026-01-02T00:00:00'"``."""
         expression = _parse(name, row_filter)
@@ -397,7 +427,11 @@ class IcebergLake(Lake):
         """
         zone, table = self._split(name)
         with self._errors(name, "drop"):
-            self._catalog.purge_table(name)
+            try:
+                self._catalog.purge_table(name)
+            except FileNotFoundError:  # its metadata is gone (e.g. a deleted temp dir): drop the entry
+                logger.warning("lake table %s has no metadata file left; dropping its catalog entry", name)
+                self._catalog.drop_table(name)
         if not self._remote:
             _remove_empty_dirs(Path(self.root) / zone / table)
         logger.info("dropped lake table %s", name)

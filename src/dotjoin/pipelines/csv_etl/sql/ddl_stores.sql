@@ -1,0 +1,6 @@
+CREATE TABLE IF NOT EXISTS stores (
+    store_code VARCHAR NOT NULL PRIMARY KEY,
+    name VARCHAR,
+    country VARCHAR NOT NULL,
+    currency VARCHAR NOT NULL
+)
