@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from random import Random
 
+from dotjoin.pipelines.csv_etl.config import COMMITS_FILE
 from dotjoin.pipelines.csv_etl.dirt import (
     AUTHORS,
     AUTHORS_CP1252,
@@ -36,19 +37,7 @@ from dotjoin.pipelines.csv_etl.dirt import (
 
 logger = logging.getLogger(__name__)
 
-HEADER = (
-    "repo",
-    "sha",
-    "author_name",
-    "author_email",
-    "authored_at",
-    "committer_name",
-    "committed_at",
-    "message",
-    "parents",
-    "additions",
-    "deletions",
-)
+HEADER = COMMITS_FILE.columns  # the documented input format, one definition
 REPO, SHA, AUTHOR_NAME, AUTHOR_EMAIL, AUTHORED_AT, COMMITTER_NAME, COMMITTED_AT, MESSAGE = range(8)
 PARENTS, ADDITIONS, DELETIONS = 8, 9, 10
 TS_COLUMNS = (AUTHORED_AT, COMMITTED_AT)

@@ -15,6 +15,7 @@ import math
 from decimal import Decimal
 from random import Random
 
+from dotjoin.pipelines.csv_etl.config import SALES_FILE
 from dotjoin.pipelines.csv_etl.dirt import (
     BAD_AMOUNTS,
     BAD_DISCOUNTS,
@@ -43,18 +44,7 @@ from dotjoin.pipelines.csv_etl.dirt import (
 
 logger = logging.getLogger(__name__)
 
-HEADER = (
-    "invoice_id",
-    "line_no",
-    "sold_at",
-    "store_code",
-    "sku",
-    "customer_id",
-    "quantity",
-    "unit_price",
-    "currency",
-    "discount",
-)
+HEADER = SALES_FILE.columns  # the documented input format, one definition
 INVOICE, LINE_NO, SOLD_AT, STORE, SKU, CUSTOMER, QTY, PRICE, CURRENCY, DISCOUNT = range(10)
 CURRENCIES = tuple(CURRENCY_DECIMALS)
 _BASE_RATES = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "JPY": 0.0068, "INR": 0.012, "BRL": 0.19}
