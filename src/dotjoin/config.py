@@ -117,6 +117,21 @@ class IngestSettings(_Section):
     max_attempts: int = 6
     timeout_s: float = 30.0
     window_days: int = 31  # days per weather request
+    stocks_url: str = "https://stooq.com/q/d/l/"  # daily quotes as CSV (Stooq's format)
+    stock_symbols: tuple[str, ...] = ("aapl.us", "msft.us", "googl.us", "amzn.us", "spy.us")
+
+
+class OrchestrationSettings(_Section):
+    """The local runner and alerts (``dotjoin run`` / ``dotjoin backfill``; the Airflow DAGs alert too).
+
+    ``alert_webhook_url`` receives Slack-compatible JSON for every failed step; it is a secret — set it
+    in the environment (``DOTJOIN__ORCHESTRATION__ALERT_WEBHOOK_URL``) or ``.dotjoin/secrets.toml``.
+    """
+
+    state_path: str = "orchestration.sqlite"  # the runner's durable state, relative to state_dir
+    alert_webhook_url: SecretStr | None = None
+    alert_timeout_s: float = 5.0
+    notify_success: bool = True  # the notify steps post a summary to the webhook too
 
 
 class Settings(_Section):
@@ -129,6 +144,7 @@ class Settings(_Section):
     services: ServicesSettings = ServicesSettings()
     web: WebSettings = WebSettings()
     ingest: IngestSettings = IngestSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
 
     def resolve(self, relative: str) -> Path:
         """A path from the settings, anchored at ``state_dir`` unless absolute."""

@@ -45,6 +45,28 @@ class Output(BaseModel):
     location: str | None = None
 
 
+StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "upstream_failed"]
+
+
+class StepRecord(BaseModel):
+    """One step of an orchestrated run (``dotjoin run``): what it did, how often it was tried."""
+
+    name: str
+    status: StepStatus = "pending"
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)  # what it passed downstream
+    error: str | None = None
+    reused: bool = False  # succeeded in an earlier run of the same date; not run again
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
 class RunReport(BaseModel):
     pipeline: str
     run_id: str
@@ -57,6 +79,7 @@ class RunReport(BaseModel):
     outputs: list[Output] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
+    steps: list[StepRecord] = Field(default_factory=list)  # orchestrated runs only
     error: str | None = None
 
     @property

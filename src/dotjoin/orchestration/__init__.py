@@ -1,0 +1,12 @@
+"""Orchestration: pipelines declare their steps once; the local runner and Apache Airflow both run them.
+
+- :mod:`.steps`    — the declaration (:class:`Step`, :class:`Flow`) and what a step receives
+- :mod:`.registry` — the flows by name (``dotjoin run <flow>``, ``dags/``)
+- :mod:`.runner`   — the local runner: retries, timeouts, durable state, backfills that resume
+- :mod:`.alerts`   — failure alerts: a log line and a Slack-compatible JSON webhook
+- :mod:`.airflow`  — the same declarations as Airflow 3 DAGs (imported only inside Airflow's venv)
+"""
+
+from dotjoin.orchestration.steps import Flow, Step, StepContext, StepFailed
+
+__all__ = ["Flow", "Step", "StepContext", "StepFailed"]
