@@ -173,6 +173,29 @@ def run(
     return run.report
 
 
+def build(
+    settings: Settings,
+    *,
+    days: list[date],
+    target: Target | None = None,
+    dbt_schema: str | None = None,
+) -> RunReport:
+    """Run dbt over the staging tables as they stand, ``days`` being the days staging just (re)loaded.
+
+    The orchestrated ``nightly`` flow stages one day with ``run(..., build=False)`` and transforms here,
+    so that a failed ``dbt build`` is retried without re-staging.
+    """
+    target = target or ("stack" if settings.warehouse.type == "postgres" else "local")
+    params = {"days": [d.isoformat() for d in days], "target": target}
+    with start_run(f"{PIPELINE}_build", settings, params=params) as run, open_lake(settings) as lake:
+        tables = [name.split(".", 1)[1] for name in lake.list_tables("staging")]
+        if not tables:
+            raise DataError("the lake has no staging tables yet: stage a day first (dotjoin lakehouse run)")
+        loaded = {f"staging.{t}": list(days) for t in tables}
+        _build(settings, lake, run, tables, target=target, schema=dbt_schema, loaded_days=loaded, truth=None)
+    return run.report
+
+
 def _build(
     settings: Settings,
     lake: Lake,

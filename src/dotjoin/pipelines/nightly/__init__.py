@@ -1,0 +1,1 @@
+"""The nightly flow: ingest, stage, transform, test, notify — one logical date at a time."""
