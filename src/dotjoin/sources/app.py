@@ -8,12 +8,16 @@ Endpoints (same paths as the real services, so a base URL is all a client change
 * ``GET /gtfs/static.zip`` — the GTFS static feed.
 * ``GET /gtfs-rt/trip-updates?date=YYYY-MM-DD`` — GTFS-realtime TripUpdates (protobuf) of that service
   date (default: today, UTC). ``date`` is our extension: a real feed serves only "now".
+* ``GET /q/d/l/?s=<symbol>&d1=YYYYMMDD&d2=YYYYMMDD&i=d`` — Stooq daily quotes as CSV, or ``No data``
+  (see :mod:`dotjoin.sources.stocks`); without ``d1``/``d2`` the whole series, as Stooq does.
 * ``GET /health`` — never faulty.
 
-Faults (all seeded): ``fail_rate`` answers 500/503; ``rate_limit`` (requests/s) answers 429 with
-``Retry-After``; ``latency_s`` delays every answer; ``dup_rate``/``shuffle`` duplicate and reorder the
-day-pages of a weather answer and the entities of a TripUpdates feed; ``truncate_rate`` cuts a body short
-(JSON: a 200 with half a document; binary: the connection closes before the declared Content-Length).
+Faults (all seeded): ``fail_first`` answers 503 to the first N requests (deterministic: "the upstream
+was down when the run started"); ``fail_rate`` answers 500/503; ``rate_limit`` (requests/s) answers 429
+with ``Retry-After``; ``latency_s`` delays every answer; ``dup_rate``/``shuffle`` duplicate and reorder
+the day-pages of a weather answer, the entities of a TripUpdates feed and the rows of a quotes CSV;
+``truncate_rate`` cuts a body short (JSON: a 200 with half a document; binary and CSV: the connection
+closes before the declared Content-Length — a CSV cut at a line end would look complete).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from datetime import UTC, date, datetime
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from dotjoin.sources.stocks import StockSource, parse_day, render
 from dotjoin.sources.transit import TransitSource
 from dotjoin.sources.weather import (
     HOURS_PER_PAGE,
@@ -56,6 +61,7 @@ class FaultConfig:
     dup_rate: float = 0.0
     shuffle: bool = False
     truncate_rate: float = 0.0
+    fail_first: int = 0  # the first N non-health requests answer 503, whatever the seed
     seed: int = 1
 
 
@@ -65,6 +71,7 @@ class SourceState:
 
     weather: WeatherSource = field(default_factory=WeatherSource)
     transit: TransitSource = field(default_factory=TransitSource)
+    stocks: StockSource = field(default_factory=StockSource)
     faults: FaultConfig = field(default_factory=FaultConfig)
     requests: int = 0
     injected: dict[str, int] = field(default_factory=dict)
@@ -120,6 +127,9 @@ def create_app(state: SourceState | None = None) -> FastAPI:
             return await call_next(request)
         state.requests += 1
         cfg = state.faults
+        if state.requests <= cfg.fail_first:  # the middleware runs on the event loop: no race
+            count("fail_first")
+            return _error(f"injected failure ({state.requests} of the first {cfg.fail_first})", 503)
         if cfg.latency_s:
             await asyncio.sleep(cfg.latency_s)
         if faults.over_limit():
@@ -197,6 +207,20 @@ def create_app(state: SourceState | None = None) -> FastAPI:
         return finish(
             state.transit.trip_updates(day, entity_order=order), "application/x-protobuf", binary=True
         )
+
+    @app.get("/q/d/l/")
+    def stooq(request: Request) -> Response:
+        params = request.query_params
+        if params.get("i", "d") != "d":
+            return _error("Only daily quotes (i=d) are served locally")
+        try:
+            d1 = parse_day(params["d1"]) if "d1" in params else state.stocks.start
+            d2 = parse_day(params["d2"]) if "d2" in params else datetime.now(UTC).date()
+        except ValueError as exc:
+            return _error(f"Invalid parameter: {exc}")
+        lines = state.stocks.lines(params.get("s", "").strip(), d1, d2)
+        body = render(lines, faults.page_order(len(lines)))
+        return finish(body, "text/csv", binary=True)
 
     @app.get("/health")
     def health() -> dict[str, object]:
