@@ -77,7 +77,7 @@ def version(output: OutputOption = "table") -> None:
 
 
 def _register() -> None:
-    from dotjoin.cli import commands, etl, ingest, lake, runs, sample, services, sources
+    from dotjoin.cli import commands, etl, flows, ingest, lake, runs, sample, services, sources
 
     app.add_typer(services.app, name="services")
     app.add_typer(runs.app, name="runs")
@@ -87,6 +87,7 @@ def _register() -> None:
     app.add_typer(lake.app, name="lake")
     app.add_typer(lake.pipeline_app, name="lakehouse")
     commands.register(app)
+    flows.register(app)
     app.command()(sample.sample)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from dotjoin.config import Settings
@@ -49,6 +50,16 @@ def _csv_etl(settings: Settings, scratch: Path) -> RunReport:
     return run(settings, dataset="commits", input_path=scratch / "commits" / "commits.csv")
 
 
+def _nightly(settings: Settings, scratch: Path) -> RunReport:
+    from dotjoin.orchestration.registry import get_flow
+    from dotjoin.orchestration.runner import run_date
+    from dotjoin.pipelines.api_ingest.demo import DEMO_FAULTS
+    from dotjoin.sources.app import SourceState, running
+
+    with running(SourceState(faults=DEMO_FAULTS)) as url:
+        return run_date(get_flow("nightly"), settings, date(2024, 3, 7), params={"base_url": url})
+
+
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("selfcheck", "bus -> warehouse -> lake round trip", _selfcheck),
     DemoStep(
@@ -57,4 +68,5 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("ingest_weather", "Open-Meteo API (local server, faults on) -> weather_hourly", _ingest_weather),
     DemoStep("ingest_transit", "GTFS + GTFS-realtime (local server, faults on) -> arrivals", _ingest_transit),
     DemoStep("lakehouse", "CSV + JSON sources -> raw -> staging Iceberg -> dbt marts (2 days)", _lakehouse),
+    DemoStep("nightly", "the nightly flow for one date through the local runner", _nightly),
 ]

@@ -6,6 +6,8 @@
 ('42 ms', '3.50 s', '2 min 5 s', '—')
 >>> fmt_value({"b": 1}), fmt_value(None), fmt_value(2024), fmt_value(True)
 ('{"b": 1}', '—', '2024', 'true')
+>>> fmt_metadata({"rows": 5, "path": "raw/x.csv"}), fmt_metadata({})
+('rows=5, path=raw/x.csv', '—')
 """
 
 from __future__ import annotations
@@ -59,6 +61,20 @@ def fmt_value(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
 
 
+def fmt_metadata(metadata: dict[str, Any] | None, limit: int = 160) -> str:
+    """A step's metadata as ``key=value, ...``, cut at ``limit`` characters (the JSON has all of it)."""
+    if not metadata:
+        return DASH
+    text = ", ".join(f"{k}={fmt_value(v)}" for k, v in metadata.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def install(env: Environment) -> None:
     """Register the filters on a Jinja environment."""
-    env.filters.update(fmt_int=fmt_int, fmt_duration=fmt_duration, fmt_time=fmt_time, fmt_value=fmt_value)
+    env.filters.update(
+        fmt_int=fmt_int,
+        fmt_duration=fmt_duration,
+        fmt_time=fmt_time,
+        fmt_value=fmt_value,
+        fmt_metadata=fmt_metadata,
+    )

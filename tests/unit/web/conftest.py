@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dotjoin.config import Settings
-from dotjoin.platform.runs.report import Check, Output, RunReport, RunStatus
+from dotjoin.platform.runs.report import Check, Output, RunReport, RunStatus, StepRecord
 from dotjoin.platform.runs.store import RunStore
 from dotjoin.web.app import create_app
 from tests.unit.web.support import DEFAULT_COUNTS, T0, SaveReport, TestClient
@@ -34,6 +34,7 @@ def save_report(local_settings: Settings) -> SaveReport:
         metrics: dict[str, float] | None = None,
         error: str | None = None,
         run_id: str | None = None,
+        steps: list[StepRecord] | None = None,
     ) -> RunReport:
         n = next(serial)
         started = started_at or T0 + timedelta(minutes=n)
@@ -50,6 +51,7 @@ def save_report(local_settings: Settings) -> SaveReport:
             checks=checks or [],
             metrics=metrics or {},
             error=error,
+            steps=steps or [],
         )
         store.save(report)
         return report

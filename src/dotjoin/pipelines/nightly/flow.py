@@ -16,31 +16,82 @@ Each step is idempotent per date, so a retry or a backfill rerun replaces ``D``'
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
+from dotjoin.config import Settings
+from dotjoin.exceptions import ConfigError
 from dotjoin.orchestration.steps import Flow, Step, StepContext, StepFailed
 from dotjoin.pipelines.api_ingest.common import load_cities
 from dotjoin.pipelines.flow_steps import ingest_transit, ingest_weather, notify_step, summary
 from dotjoin.platform.warehouse import open_warehouse
 
-SEED = 7  # the generated exports of a day depend on (SEED, day) only
+SEED = 7
+START = date(2024, 3, 1)  # the flow's first date, and day 0 of the generated shop
+
+
+def nightly_settings(settings: Settings) -> Settings:
+    """The settings with the nightly's own lakehouse: lake root ``<root>-nightly``, catalog ``nightly``.
+
+    The nightly shop is one long history from ``START``; the sample lakehouse (``dotjoin lakehouse run``,
+    reconciled against its generator's ground truth) is another. Separate namespaces keep their ids and
+    marts from mixing; the warehouse (ingestion, quarantine, run history) is shared.
+    """
+    lake = settings.lake.model_copy(
+        update={"root": f"{settings.lake.root.rstrip('/')}-nightly", "catalog_name": "nightly"}
+    )
+    return settings.model_copy(update={"lake": lake})
+
+
+def exports_for(day: date, out_dir: Path, landed: Collection[str]) -> Path:
+    """The exports to land for ``day``, in ``out_dir/<day>/`` (rewritten each time).
+
+    The shop is generated from ``START`` to ``day`` as one sequential history, so ids never collide
+    between dates and a day's files are the same whatever the run order. ``day``'s files are always
+    included; an earlier day's shop files only if the raw zone lacks them (``landed``: raw file names) —
+    customers and products referenced on ``day`` were created then. IoT readings stand alone per day.
+    """
+    from dotjoin.pipelines.lakehouse import ecommerce_gen, iot_gen
+
+    if day < START:
+        raise ConfigError(f"nightly starts on {START}; {day} is before its first date")
+    scratch, incoming = out_dir / "_generating", out_dir / day.isoformat()
+    for path in (scratch, incoming):
+        shutil.rmtree(path, ignore_errors=True)
+    ecommerce_gen.generate(scratch, days=(day - START).days + 1, seed=SEED, start=START)
+    iot_gen.generate(scratch, days=1, seed=SEED, start=day)
+    incoming.mkdir(parents=True)
+    for file in scratch.iterdir():
+        if file.stem.endswith(day.isoformat()) or file.name not in landed:
+            file.rename(incoming / file.name)
+    shutil.rmtree(scratch)
+    return incoming
 
 
 def lakehouse_staging(ctx: StepContext) -> dict[str, Any]:
+    from dotjoin.pipelines.lakehouse import raw
     from dotjoin.pipelines.lakehouse.pipeline import run
+    from dotjoin.platform.lake import open_lake
 
-    day = ctx.logical_date
-    report = run(ctx.settings, days=1, seed=SEED, start=day, today=day + timedelta(days=1), build=False)
+    day, settings = ctx.logical_date, nightly_settings(ctx.settings)
+    with open_lake(settings) as lake:
+        raw_zone = Path(lake.zone_path("raw"))
+    landed = {Path(name).name for name in raw.read_manifest(raw_zone, "ecommerce")}
+    incoming = exports_for(day, settings.resolve("nightly"), landed)
+    report = run(settings, input_dir=incoming, today=day + timedelta(days=1), build=False)
     meta = summary(report)
     meta["staging_tables"] = sorted(o.name for o in report.outputs)
+    meta["files"] = len(list(incoming.iterdir()))
     return meta
 
 
 def dbt_build(ctx: StepContext) -> dict[str, Any]:
     from dotjoin.pipelines.lakehouse.pipeline import build
 
-    report = build(ctx.settings, days=[ctx.logical_date])
+    report = build(nightly_settings(ctx.settings), days=[ctx.logical_date], dbt_schema="nightly")
     meta = summary(report)
     meta["marts"] = {o.name: o.rows for o in report.outputs}
     meta["dbt_build_s"] = round(report.metrics.get("dbt_build_s", 0.0), 2)
@@ -90,7 +141,7 @@ def _describe(ctx: StepContext) -> str:
 FLOW = Flow(
     name="nightly",
     description="weather + transit ingestion -> lakehouse staging -> dbt build -> quality checks -> notify",
-    start_date=date(2024, 1, 1),
+    start_date=START,
     schedule="0 2 * * *",  # 02:00 UTC: yesterday's data is complete upstream
     tags=("ingest", "lakehouse", "dbt"),
     steps=(
