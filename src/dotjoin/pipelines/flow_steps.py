@@ -18,8 +18,8 @@ from dotjoin.platform.runs import RunReport
 def summary(report: RunReport) -> dict[str, Any]:
     """A child run as step metadata; raises :class:`StepFailed` when the run did not succeed."""
     if report.status != "succeeded":
-        failed = [c.name for c in report.checks if not c.passed]
-        why = report.error or f"checks failed: {', '.join(failed)}"
+        failed = [f"{c.name} ({c.detail})" if c.detail else c.name for c in report.checks if not c.passed]
+        why = report.error or f"checks failed: {'; '.join(failed)}"[:1000]
         raise StepFailed(f"{report.pipeline} run {report.run_id} {report.status}: {why}")
     return {
         "run_id": report.run_id,
