@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows
+from dotjoin.platform.runs import RunReport
 
 
 def sql(
@@ -87,7 +88,7 @@ def demo(output: OutputOption = "table") -> None:
                     "output": r.counts.get("output"),
                     "quarantined": r.counts.get("quarantined"),
                     "duplicates": r.counts.get("duplicates"),
-                    "checks": f"{len(r.checks) - r.checks_failed}/{len(r.checks)}",
+                    "checks": _checks_cell(r),
                     "seconds": round(r.duration_s or 0.0, 1),
                 }
                 for r in reports
@@ -104,3 +105,11 @@ def register(app: typer.Typer) -> None:
     app.command()(sql)
     app.command()(serve)
     app.command()(demo)
+
+
+def _checks_cell(report: RunReport) -> str:
+    """``passed/total`` checks; for an orchestrated run, its steps (``6/6 steps``)."""
+    if report.steps:
+        done = sum(s.status == "succeeded" for s in report.steps)
+        return f"{done}/{len(report.steps)} steps"
+    return f"{len(report.checks) - report.checks_failed}/{len(report.checks)}"
