@@ -88,9 +88,17 @@ class RedisSettings(_Section):
 
 class ServicesSettings(_Section):
     dir: str = "services"  # data, logs and pid files of `make services`, relative to state_dir
-    enabled: tuple[str, ...] = ("postgres", "redis", "kafka")
+    enabled: tuple[str, ...] = ("postgres", "redis", "kafka", "airflow")
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
+    # Apache Airflow 3 (api-server + scheduler + dag-processor, LocalExecutor), from .venv-airflow
+    airflow_port: int = 8280  # api-server: UI, REST API and the tasks' execution API
+    airflow_venv: str = ".venv-airflow"  # relative to the repository
+    airflow_parallelism: int = 4  # task processes at once (LocalExecutor)
+    airflow_schedules: bool = False  # cron runs; off: only backfills and triggered runs (no live sources)
+    airflow_db_password: SecretStr | None = None  # generated into secrets.toml by `services up`
+    airflow_jwt_secret: SecretStr | None = None  # ditto: signs the tasks' execution-API tokens
+    airflow_secret_key: SecretStr | None = None  # ditto: [api] secret_key
 
 
 class WebSettings(_Section):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 app = typer.Typer(
-    help="Start, stop and inspect the stack's services (PostgreSQL, Redis, Kafka) on 127.0.0.1.\n\n"
+    help="Start, stop and inspect the stack's services (PostgreSQL, Redis, Kafka, Airflow) on 127.0.0.1.\n\n"
     "Example: dotjoin services up && dotjoin services status --output json",
     no_args_is_help=True,
 )
@@ -25,7 +25,8 @@ app = typer.Typer(
 NamesArgument = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Services to act on (default: services.enabled, i.e. postgres redis kafka).", show_default=False
+        help="Services to act on (default: services.enabled, i.e. postgres redis kafka airflow).",
+        show_default=False,
     ),
 ]
 COLUMNS = ("service", "address", "state", "version", "pid")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from dotjoin.config import Settings
 from dotjoin.exceptions import ConfigError
+from dotjoin.services.airflow import AirflowService
 from dotjoin.services.base import Service, ServiceError, ServiceStatus
 from dotjoin.services.kafka import KafkaService
 from dotjoin.services.postgres import PostgresService
@@ -23,6 +24,7 @@ SERVICES: dict[str, type[Service]] = {
     "postgres": PostgresService,
     "redis": RedisService,
     "kafka": KafkaService,
+    "airflow": AirflowService,
 }
 
 __all__ = ["SERVICES", "Service", "ServiceError", "ServiceStatus", "select_services"]
