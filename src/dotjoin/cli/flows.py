@@ -131,7 +131,7 @@ def _flow_json(flow: Flow) -> dict[str, Any]:
                 "timeout_s": s.timeout_s,
                 "trigger_rule": s.trigger_rule,
                 "branch": s.branch,
-                "doc": s.doc,
+                "doc": s.summary,
             }
             for s in flow.order()
         ],

@@ -84,6 +84,12 @@ class Step:
     trigger_rule: TriggerRule = "all_success"
     doc: str = ""
 
+    @property
+    def summary(self) -> str:
+        """One line saying what the step does: ``doc``, else its function's docstring's first line."""
+        text = (self.doc or self.fn.__doc__ or "").strip()
+        return text.splitlines()[0] if text else ""
+
     def retry_delay(self, failed_attempt: int) -> float:
         """Seconds to wait after try ``failed_attempt`` failed.
 

@@ -49,6 +49,7 @@ def notify_step(describe: Callable[[StepContext], str]) -> Callable[[StepContext
     """A ``notify`` step: posts ``describe(ctx)`` (built from the upstream metadata) when enabled."""
 
     def notify_done(ctx: StepContext) -> dict[str, Any]:
+        """Post a summary of the run to the log and the webhook."""
         if not ctx.settings.orchestration.notify_success:
             return {"notified": False}
         text = describe(ctx)

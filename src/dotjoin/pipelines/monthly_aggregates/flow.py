@@ -27,6 +27,7 @@ def _cities(ctx: StepContext) -> list[str]:
 
 
 def daily_aggregates(ctx: StepContext) -> dict[str, Any]:
+    """weather_daily for the date: min/max/mean temperature, precipitation, wind per city."""
     cities = _cities(ctx)
     with open_warehouse(ctx.settings) as wh:
         rows = aggregates.build_daily(wh, ctx.logical_date, cities)
@@ -36,10 +37,12 @@ def daily_aggregates(ctx: StepContext) -> dict[str, Any]:
 
 
 def month_end_branch(ctx: StepContext) -> list[str]:
+    """On a month's last day, follow monthly_aggregates; otherwise skip it."""
     return ["monthly_aggregates"] if aggregates.is_month_end(ctx.logical_date) else []
 
 
 def monthly_aggregates(ctx: StepContext) -> dict[str, Any]:
+    """weather_monthly for the date's month, after ingesting any day of the month still missing."""
     from dotjoin.pipelines.api_ingest import weather
 
     first, last = aggregates.month_bounds(ctx.logical_date)

@@ -72,6 +72,7 @@ def exports_for(day: date, out_dir: Path, landed: Collection[str]) -> Path:
 
 
 def lakehouse_staging(ctx: StepContext) -> dict[str, Any]:
+    """Land the date's shop and IoT exports in the raw zone; replace the date in the staging tables."""
     from dotjoin.pipelines.lakehouse import raw
     from dotjoin.pipelines.lakehouse.pipeline import run
     from dotjoin.platform.lake import open_lake
@@ -89,6 +90,7 @@ def lakehouse_staging(ctx: StepContext) -> dict[str, Any]:
 
 
 def dbt_build(ctx: StepContext) -> dict[str, Any]:
+    """dbt build over staging: models, the customers snapshot for the date, tests, source freshness."""
     from dotjoin.pipelines.lakehouse.pipeline import build
 
     report = build(nightly_settings(ctx.settings), days=[ctx.logical_date], dbt_schema="nightly")
@@ -100,7 +102,7 @@ def dbt_build(ctx: StepContext) -> dict[str, Any]:
 
 
 def quality_checks(ctx: StepContext) -> dict[str, Any]:
-    """``D`` is complete: 24 hours of weather per city, arrivals for ``D``, rows in staging and every mart."""
+    """The date is complete: 24 hours of weather per city, arrivals, rows in staging and in every mart."""
     day, settings = ctx.logical_date, ctx.settings
     cities = [c.name for c in load_cities(settings)]
     start = datetime.combine(day, time(), tzinfo=UTC)
