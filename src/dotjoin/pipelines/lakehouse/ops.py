@@ -1,4 +1,5 @@
-"""Lake maintenance and inspection behind ``dotjoin lake``: scan statistics, compaction, time travel.
+"""Lake maintenance and inspection behind ``dotjoin lake``: scan statistics, compaction, snapshot expiry,
+time travel.
 
 Pure helpers (:func:`parse_scan_request`, :func:`pick_snapshot`) plus thin functions over a
 :class:`~dotjoin.platform.lake.Lake`; the CLI only parses options and prints.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -114,3 +116,18 @@ def compact(lake: Lake, table: str) -> dict[str, Any]:
         "rows": after_rows,
         "snapshot_id": snapshot.snapshot_id,
     }
+
+
+def expire(lake: Lake, table: str, *, older_than_days: float, retain_last: int) -> dict[str, Any]:
+    """Expire ``table``'s snapshots older than ``older_than_days`` (keeping the newest ``retain_last``)
+    and delete the files only they referenced; the current rows are proven unchanged."""
+    before = lake.scan(table).num_rows
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+    result = lake.expire_snapshots(table, older_than=cutoff, retain_last=retain_last)
+    after = lake.scan(table).num_rows
+    if after != before:
+        raise TerminalError(f"snapshot expiry of {table} changed the row count {before} -> {after}")
+    logger.info(
+        "expired %d snapshots of %s, deleted %d files", result.snapshots_expired, table, result.files_deleted
+    )
+    return {"table": table, **asdict(result), "rows": after}

@@ -16,12 +16,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dotjoin.platform.lake.base import ZONES, Lake, PartitionField, ScanPlan, SnapshotInfo, Transform, Zone
+from dotjoin.platform.lake.base import (
+    ZONES,
+    ExpireResult,
+    Lake,
+    PartitionField,
+    ScanPlan,
+    SnapshotInfo,
+    Transform,
+    Zone,
+)
 
 if TYPE_CHECKING:
     from dotjoin.config import Settings
 
-__all__ = ["ZONES", "Lake", "PartitionField", "ScanPlan", "SnapshotInfo", "Transform", "Zone", "open_lake"]
+__all__ = [
+    "ZONES",
+    "ExpireResult",
+    "Lake",
+    "PartitionField",
+    "ScanPlan",
+    "SnapshotInfo",
+    "Transform",
+    "Zone",
+    "open_lake",
+]
 
 
 def open_lake(settings: Settings) -> Lake:

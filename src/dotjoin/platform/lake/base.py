@@ -36,6 +36,14 @@ class SnapshotInfo:
 
 
 @dataclass(frozen=True)
+class ExpireResult:
+    snapshots_expired: int
+    snapshots_kept: int
+    files_deleted: int
+    bytes_deleted: int
+
+
+@dataclass(frozen=True)
 class ScanPlan:
     files: list[str]
     bytes: int
@@ -79,6 +87,11 @@ class Lake(ABC):
     @abstractmethod
     def compact(self, name: str) -> tuple[int, int]:
         """Rewrite the current data into as few files as the partitioning allows; (files before, after)."""
+
+    @abstractmethod
+    def expire_snapshots(self, name: str, *, older_than: datetime, retain_last: int = 1) -> ExpireResult:
+        """Drop snapshots committed before ``older_than`` (keeping the newest ``retain_last``) and the
+        files only they referenced; time travel to them ends here."""
 
     @abstractmethod
     def delete(self, name: str, row_filter: str) -> None:

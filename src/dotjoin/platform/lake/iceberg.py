@@ -61,7 +61,7 @@ from dotjoin.exceptions import (
     TerminalError,
     TransientError,
 )
-from dotjoin.platform.lake.base import ZONES, Lake, PartitionField, ScanPlan, SnapshotInfo, Zone
+from dotjoin.platform.lake.base import ZONES, ExpireResult, Lake, PartitionField, ScanPlan, SnapshotInfo, Zone
 from dotjoin.platform.lake.base import Transform as TransformName
 
 if TYPE_CHECKING:
@@ -375,6 +375,13 @@ class IcebergLake(Lake):
             table.overwrite(table.scan().to_arrow())
             after = len(list(table.refresh().scan().plan_files()))
         return before, after
+
+    def expire_snapshots(self, name: str, *, older_than: datetime, retain_last: int = 1) -> ExpireResult:
+        """Expire old snapshots and delete the files only they referenced (see iceberg_maintenance)."""
+        from dotjoin.platform.lake.iceberg_maintenance import expire_snapshots
+
+        with self._errors(name, "expire snapshots of"):
+            return expire_snapshots(self._load(name), older_than=older_than, retain_last=retain_last)
 
     def delete(self, name: str, row_filter: str) -> None:
         """Delete rows matching a PyIceberg filter, e.g. ``"id = 3"`` or ``"ts < '2026-01-02T00:00:00'"``."""
