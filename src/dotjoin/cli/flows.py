@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows
+from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, progress_bar
 
 if TYPE_CHECKING:
     from dotjoin.orchestration.runner import BackfillResult
@@ -204,28 +202,6 @@ def run(
         raise typer.Exit(1)
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int, date], None] | None]:
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("backfill", total=None)
-
-        def update(done: int, total: int, day: date) -> None:
-            bar.update(task, completed=done, total=total, description=f"backfill: {day.isoformat()} done")
-
-        yield update
-
-
 def _backfill_rows(result: BackfillResult) -> list[dict[str, Any]]:
     rows = []
     for o in result.outcomes:
@@ -269,10 +245,10 @@ def backfill(
     fmt = check_format(output)
     flow = _flow(pipeline)
     first, last = _day(start, "--start"), _day(end, "--end")
-    with _progress(fmt == "table" and console.is_terminal and not STATE.quiet) as progress:
+    with progress_bar(fmt == "table" and not STATE.quiet, "backfill") as bar:
         result = run_backfill(
-            flow, STATE.settings, first, last, only_failed=only_failed, force=force,
-            params=_params(base_url), progress=progress,
+            flow, STATE.settings, first, last, only_failed=only_failed, force=force, params=_params(base_url),
+            progress=bar and (lambda done, total, day: bar(done, total, f"backfill: {day.isoformat()} done")),
         )  # fmt: skip
     rows = _backfill_rows(result)
     if fmt == "json":

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows
+from dotjoin.cli.output import OutputOption, check_format, emit_report, progress_bar
 from dotjoin.platform.runs import RunReport
 
 app = typer.Typer(
@@ -62,49 +61,36 @@ def _dates(day: str | None, since: str | None, until: str | None) -> tuple[date 
     return first, last
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None] | None]:
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _ingest(
+    run: Callable[..., RunReport],
+    output: str,
+    day: str | None,
+    since: str | None,
+    until: str | None,
+    base_url: str | None,
+    refetch: bool,
+    report: Path | None,
+    **options: Any,
+) -> None:
+    from dotjoin.cli.main import STATE
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("fetching", total=None)
-
-        def update(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
-
-        yield update
+    first, last = _dates(day, since, until)
+    with progress_bar(check_format(output) == "table" and not STATE.quiet, "fetching") as progress:
+        result = run(
+            STATE.settings, since=first, until=last, base_url=base_url, refetch=refetch, report_path=report,
+            progress=progress, **options,
+        )  # fmt: skip
+    emit_report(result, output, _summary)
 
 
-def _emit(report: RunReport, output: str) -> None:
-    if check_format(output) == "json":
-        emit_json(report.model_dump(mode="json"))
-    else:
-        emit_rows(
-            [
-                {"check": c.name, "passed": c.passed, "observed": c.observed, "expected": c.expected}
-                for c in report.checks
-            ],
-            output="table",
-            title=f"{report.pipeline} {report.run_id}: {report.status}",
-        )
-        m, c = report.metrics, report.counts
-        console.print(
-            f"input {c.get('input', 0)}, output {c.get('output', 0)}, "
-            f"duplicates {c.get('duplicates', 0)}, quarantined {c.get('quarantined', 0)}; "
-            f"written: {int(m.get('rows_inserted', 0))} inserted, {int(m.get('rows_updated', 0))} updated; "
-            f"failed requests (retried or not): {int(m.get('failed_requests', 0))}"
-        )
-    if report.status != "succeeded":
-        raise typer.Exit(1)
+def _summary(report: RunReport) -> str:
+    m, c = report.metrics, report.counts
+    return (
+        f"input {c.get('input', 0)}, output {c.get('output', 0)}, "
+        f"duplicates {c.get('duplicates', 0)}, quarantined {c.get('quarantined', 0)}; "
+        f"written: {int(m.get('rows_inserted', 0))} inserted, {int(m.get('rows_updated', 0))} updated; "
+        f"failed requests (retried or not): {int(m.get('failed_requests', 0))}"
+    )
 
 
 @app.command()
@@ -127,23 +113,9 @@ def weather(
 
     Example: dotjoin ingest weather --date 2024-03-01 --base-url http://127.0.0.1:8765
     """
-    from dotjoin.cli.main import STATE
-    from dotjoin.pipelines.api_ingest import weather as pipeline
+    from dotjoin.pipelines.api_ingest.weather import run
 
-    first, last = _dates(day, since, until)
-    fmt = check_format(output)
-    with _progress(fmt == "table" and not STATE.quiet) as progress:
-        result = pipeline.run(
-            STATE.settings,
-            since=first,
-            until=last,
-            base_url=base_url,
-            cities_file=cities,
-            refetch=refetch,
-            report_path=report,
-            progress=progress,
-        )
-    _emit(result, output)
+    _ingest(run, output, day, since, until, base_url, refetch, report, cities_file=cities)
 
 
 @app.command()
@@ -160,19 +132,6 @@ def transit(
 
     Example: dotjoin ingest transit --since 2024-03-01 --until 2024-03-07 --base-url http://127.0.0.1:8765
     """
-    from dotjoin.cli.main import STATE
-    from dotjoin.pipelines.api_ingest import transit as pipeline
+    from dotjoin.pipelines.api_ingest.transit import run
 
-    first, last = _dates(day, since, until)
-    fmt = check_format(output)
-    with _progress(fmt == "table" and not STATE.quiet) as progress:
-        result = pipeline.run(
-            STATE.settings,
-            since=first,
-            until=last,
-            base_url=base_url,
-            refetch=refetch,
-            report_path=report,
-            progress=progress,
-        )
-    _emit(result, output)
+    _ingest(run, output, day, since, until, base_url, refetch, report)

@@ -10,8 +10,9 @@ import typer
 
 if TYPE_CHECKING:
     from dotjoin.config import Settings
+    from dotjoin.platform.runs import RunReport
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows
+from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_report, emit_rows
 
 app = typer.Typer(
     help="Inspect and maintain the lake's Iceberg tables: pruning, compaction, snapshots, cost.\n\n"
@@ -198,23 +199,14 @@ def run_pipeline(
         target=cast("Target | None", target),
         dbt_schema=schema,
     )
-    if check_format(output) == "json":
-        emit_json(report.model_dump(mode="json"))
-    else:
-        emit_rows(
-            [
-                {"check": c.name, "passed": c.passed, "observed": c.observed, "expected": c.expected}
-                for c in report.checks
-            ],
-            output="table",
-            title=f"{report.pipeline} {report.run_id}: {report.status}",
-        )
-        c = report.counts
-        console.print(
-            f"input {c.get('input', 0)}, output {c.get('output', 0)}, duplicates {c.get('duplicates', 0)}, "
-            f"quarantined {c.get('quarantined', 0)}; raw files landed {c.get('raw_files_landed', 0)}, "
-            f"unchanged {c.get('raw_files_unchanged', 0)}; "
-            f"dbt build {report.metrics.get('dbt_build_s', 0):.1f}s"
-        )
-    if report.status != "succeeded":
-        raise typer.Exit(1)
+    emit_report(report, output, _summary)
+
+
+def _summary(report: RunReport) -> str:
+    c = report.counts
+    return (
+        f"input {c.get('input', 0)}, output {c.get('output', 0)}, duplicates {c.get('duplicates', 0)}, "
+        f"quarantined {c.get('quarantined', 0)}; raw files landed {c.get('raw_files_landed', 0)}, "
+        f"unchanged {c.get('raw_files_unchanged', 0)}; "
+        f"dbt build {report.metrics.get('dbt_build_s', 0):.1f}s"
+    )

@@ -6,15 +6,19 @@ Commands never print results through logging; they hand rows to :func:`emit`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from dotjoin.platform.runs import RunReport
 
 OutputFormat = Literal["table", "json"]
 OutputOption = Annotated[
@@ -72,6 +76,46 @@ def emit_rows(
     for row in rows:
         table.add_row(*(_cell(row.get(col)) for col in cols))
     console.print(table)
+
+
+def emit_report(report: RunReport, output: str, summary: Callable[[RunReport], str]) -> None:
+    """Print a run report as JSON, or as a table of its checks and a ``summary`` line; exit 1 unless it
+    succeeded."""
+    if check_format(output) == "json":
+        emit_json(report.model_dump(mode="json"))
+    else:
+        emit_rows(
+            [
+                {"check": c.name, "passed": c.passed, "observed": c.observed, "expected": c.expected}
+                for c in report.checks
+            ],
+            output="table",
+            title=f"{report.pipeline} {report.run_id}: {report.status}",
+        )
+        console.print(summary(report))
+    if report.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@contextmanager
+def progress_bar(enabled: bool, description: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A progress bar on the console while the block runs, moved by ``update(done, total, label)``.
+
+    Yields ``None`` (no bar) unless ``enabled`` and the console is a terminal.
+    """
+    if not (enabled and console.is_terminal):
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        yield update
 
 
 def _cell(value: Any) -> str:

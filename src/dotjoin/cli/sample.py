@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +14,20 @@ from dotjoin.cli.output import OutputOption, check_format, console, emit_json, e
 from dotjoin.pipelines.csv_etl.reasons import Dataset
 
 _PROGRESS_FROM = 200_000  # rows from which table output shows a progress bar
+
+
+@contextmanager
+def _progress(show: bool, dataset: Dataset, rows: int) -> Iterator[Callable[[int], None] | None]:
+    """A transient bar on stderr over the records written (``None`` when hidden)."""
+    if not show:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("[bold]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(f"sample {dataset}", total=rows)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def sample(
@@ -52,40 +68,11 @@ def sample(
     started = time.perf_counter()
     from dotjoin.cli.main import STATE
 
-    if fmt == "table" and rows >= _PROGRESS_FROM and not STATE.quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        with Progress(
-            "[bold]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task(f"sample {dataset}", total=rows)
-            manifest = generate(
-                dataset,
-                rows=rows,
-                dirty_rate=dirty_rate,
-                seed=seed,
-                out=out,
-                overlap_from=overlap_from,
-                overlap_share=overlap_share,
-                record_truth=record_truth,
-                progress=lambda done: bar.update(task, completed=done),
-            )
-    else:
+    with _progress(fmt == "table" and rows >= _PROGRESS_FROM and not STATE.quiet, dataset, rows) as progress:
         manifest = generate(
-            dataset,
-            rows=rows,
-            dirty_rate=dirty_rate,
-            seed=seed,
-            out=out,
-            overlap_from=overlap_from,
-            overlap_share=overlap_share,
-            record_truth=record_truth,
-        )
+            dataset, rows=rows, dirty_rate=dirty_rate, seed=seed, out=out, overlap_from=overlap_from,
+            overlap_share=overlap_share, record_truth=record_truth, progress=progress,
+        )  # fmt: skip
     seconds = round(time.perf_counter() - started, 3)
     exp = manifest.expected
     if fmt == "json":
