@@ -183,6 +183,11 @@ def test_compaction_keeps_rows_and_time_travel_reads_the_past(lake: Lake) -> Non
     assert snap.snapshot_id == first and past.column("id").to_pylist() == [0]
     _, later = ops.read_as_of(lake, name, lake.snapshots(name)[-1].committed_at.isoformat())
     assert sorted(later.column("id").to_pylist()) == [0, 1, 2, 3]
+    # expiry reclaims the four small files the compaction replaced; the rows stay
+    expired = ops.expire(lake, name, older_than_days=0, retain_last=1)
+    assert (expired["snapshots_kept"], expired["rows"]) == (1, 4)
+    assert expired["files_deleted"] >= 4 and expired["bytes_deleted"] > 0
+    assert len(lake.plan(name).files) == 1
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -210,6 +215,9 @@ def test_cli_scan_stats_cost_and_errors(state: tuple[Settings, RunReport]) -> No
     assert cost.returncode == 0, cost.stderr
     rows = {r["what"].split(" (")[0]: r for r in json.loads(cost.stdout)["rows"]}
     assert rows["stored: raw"]["bytes"] > 0 and rows["scanned: fact_orders"]["bytes"] > 0
+    expired = _cli("lake", "expire", "staging.orders", "--older-than-days", "365", "-o", "json", cwd=home)
+    assert expired.returncode == 0, expired.stderr
+    assert json.loads(expired.stdout)["snapshots_expired"] == 0  # nothing is a year old: no-op
     bad = _cli("lake", "snapshots", "staging.nope", cwd=home)
     assert (
         bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "does not exist" in bad.stderr

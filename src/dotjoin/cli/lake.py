@@ -69,6 +69,33 @@ def compact(table: TableArg, output: OutputOption = "table") -> None:
 
 
 @app.command()
+def expire(
+    table: TableArg,
+    older_than_days: Annotated[
+        float,
+        typer.Option(
+            "--older-than-days", min=0, help="Expire snapshots committed before this many days ago."
+        ),
+    ] = 7.0,
+    retain_last: Annotated[
+        int, typer.Option("--retain-last", min=1, help="Always keep this many newest snapshots.")
+    ] = 1,
+    output: OutputOption = "table",
+) -> None:
+    """Expire old snapshots and delete the files only they referenced (rows unchanged; no time travel
+    to expired snapshots afterwards). Run it after compaction to reclaim the replaced files.
+
+    Example: dotjoin lake expire staging.iot_readings --older-than-days 0 --retain-last 1
+    """
+    from dotjoin.pipelines.lakehouse.ops import expire as run_expire
+    from dotjoin.platform.lake import open_lake
+
+    with open_lake(_settings()) as lake:
+        row = run_expire(lake, table, older_than_days=older_than_days, retain_last=retain_last)
+    emit_rows([row], output=output, json_data=row)
+
+
+@app.command()
 def snapshots(table: TableArg, output: OutputOption = "table") -> None:
     """Every snapshot of a table, oldest first (ids for --as-of).
 
