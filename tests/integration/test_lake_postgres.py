@@ -138,3 +138,24 @@ def test_wrong_password_is_a_config_error(pg_settings: Settings, tmp_path: Path)
     settings = load_settings(profile="stack", cwd=tmp_path, env=env)
     with pytest.raises(ConfigError, match="rejected the Iceberg catalog login"):
         open_lake(settings)
+
+
+def test_snapshot_expiry_on_postgres(
+    pg_lake: Lake, pg_settings: Settings, names: list[str], unique_name: str
+) -> None:
+    from tests.unit.platform.test_lake_expire import LATER, _data_files, _rows
+    from tests.unit.platform.test_lake_expire import SCHEMA as DAY_SCHEMA
+
+    name = f"staging.{unique_name}_exp"
+    names.append(name)
+    pg_lake.create_table(name, DAY_SCHEMA, partition_by=[PartitionField("ts", "day")])
+    for day in (1, 2, 1, 2):
+        pg_lake.append(name, _rows(range(day * 10, day * 10 + 3), day))
+    pg_lake.compact(name)
+    before = pg_lake.scan(name).sort_by("id")
+    result = pg_lake.expire_snapshots(name, older_than=LATER, retain_last=1)
+    assert result.snapshots_kept == 1 and result.files_deleted > 0
+    assert pg_lake.scan(name).sort_by("id").equals(before)
+    table_dir = Path(pg_settings.lake.root)
+    live = {Path(f.removeprefix("file://")) for f in pg_lake.plan(name).files}
+    assert {p for p in _data_files(table_dir) if unique_name in str(p)} == live
