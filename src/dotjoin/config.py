@@ -22,9 +22,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, StringConstraints, ValidationError
 
 from dotjoin.exceptions import ConfigError
 
@@ -66,6 +66,8 @@ class PostgresConnection(_Section):
 class WarehouseSettings(PostgresConnection):
     type: Literal["duckdb", "postgres"] = "duckdb"
     path: str = "warehouse.duckdb"  # DuckDB file, relative to state_dir
+    # DuckDB's buffer memory cap, e.g. "1GB"; empty: DuckDB's default (80% of RAM)
+    memory_limit: Annotated[str, StringConstraints(pattern=r"^$|^\d+(\.\d+)?\s*([KMGT]i?B|B)$")] = ""
 
 
 class LakeSettings(_Section):

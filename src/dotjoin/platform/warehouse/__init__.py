@@ -39,7 +39,9 @@ def _open_duckdb(settings: Settings) -> Warehouse:
     from dotjoin.platform.warehouse.duckdb_backend import DuckDBWarehouse
 
     path = settings.warehouse.path
-    return DuckDBWarehouse(path if path == ":memory:" else settings.resolve(path))
+    return DuckDBWarehouse(
+        path if path == ":memory:" else settings.resolve(path), memory_limit=settings.warehouse.memory_limit
+    )
 
 
 def _open_postgres(settings: Settings) -> Warehouse:

@@ -81,12 +81,15 @@ class DuckDBWarehouse(Warehouse):
 
     dialect: ClassVar[str] = "duckdb"
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", *, memory_limit: str = "") -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, str | bool | int | float | list[str]] = {}
+        if memory_limit:  # DuckDB caps its buffer manager; spills to disk beyond it
+            config["memory_limit"] = memory_limit
         with _translated(f"cannot open {self.path}"):
-            self._con = duckdb.connect(self.path)
+            self._con = duckdb.connect(self.path, config=config)
         self._depth = 0
         self._closed = False
         logger.debug("opened DuckDB warehouse at %s", self.path)
