@@ -143,8 +143,8 @@ def test_wrong_password_is_a_config_error(pg_settings: Settings, tmp_path: Path)
 def test_snapshot_expiry_on_postgres(
     pg_lake: Lake, pg_settings: Settings, names: list[str], unique_name: str
 ) -> None:
-    from tests.unit.platform.test_lake_expire import LATER, _data_files, _rows
     from tests.unit.platform.test_lake_expire import SCHEMA as DAY_SCHEMA
+    from tests.unit.platform.test_lake_expire import _data_files, _rows, later
 
     name = f"staging.{unique_name}_exp"
     names.append(name)
@@ -153,7 +153,7 @@ def test_snapshot_expiry_on_postgres(
         pg_lake.append(name, _rows(range(day * 10, day * 10 + 3), day))
     pg_lake.compact(name)
     before = pg_lake.scan(name).sort_by("id")
-    result = pg_lake.expire_snapshots(name, older_than=LATER, retain_last=1)
+    result = pg_lake.expire_snapshots(name, older_than=later(), retain_last=1)
     assert result.snapshots_kept == 1 and result.files_deleted > 0
     assert pg_lake.scan(name).sort_by("id").equals(before)
     table_dir = Path(pg_settings.lake.root)

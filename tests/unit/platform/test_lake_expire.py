@@ -15,7 +15,11 @@ from dotjoin.platform.lake.iceberg import IcebergLake
 
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), ("ts", pa.timestamp("us"))])
 DAY2 = "ts >= '2026-01-02T00:00:00' and ts < '2026-01-03T00:00:00'"
-LATER = datetime.now(UTC) + timedelta(minutes=1)  # every snapshot of the test is older than this
+
+
+def later() -> datetime:
+    """A cutoff every snapshot committed so far is older than (taken at call time, not import time)."""
+    return datetime.now(UTC) + timedelta(seconds=5)
 
 
 def _rows(ids: range, day: int) -> pa.Table:
@@ -45,7 +49,7 @@ def test_expiry_keeps_the_data_and_deletes_only_unreferenced_files(lake: Lake, t
     files_before = _data_files(tmp_path / "lake")
     assert len(history) >= 6
 
-    result = lake.expire_snapshots("staging.t", older_than=LATER, retain_last=1)
+    result = lake.expire_snapshots("staging.t", older_than=later(), retain_last=1)
 
     assert result.snapshots_expired == len(history) - 1 and result.snapshots_kept == 1
     assert lake.scan("staging.t").sort_by("id").equals(before)
@@ -60,7 +64,7 @@ def test_expiry_keeps_the_data_and_deletes_only_unreferenced_files(lake: Lake, t
 
 def test_retain_last_and_cutoff_keep_recent_snapshots(lake: Lake) -> None:
     history = lake.snapshots("staging.t")
-    kept = lake.expire_snapshots("staging.t", older_than=LATER, retain_last=3)
+    kept = lake.expire_snapshots("staging.t", older_than=later(), retain_last=3)
     assert kept.snapshots_kept == 3
     assert [s.snapshot_id for s in lake.snapshots("staging.t")] == [s.snapshot_id for s in history[-3:]]
     for snapshot in history[-3:]:  # time travel to a retained snapshot still reads its data
@@ -71,4 +75,4 @@ def test_retain_last_and_cutoff_keep_recent_snapshots(lake: Lake) -> None:
 
 def test_retain_last_below_one_is_refused(lake: Lake) -> None:
     with pytest.raises(TerminalError, match="retain_last"):
-        lake.expire_snapshots("staging.t", older_than=LATER, retain_last=0)
+        lake.expire_snapshots("staging.t", older_than=later(), retain_last=0)
