@@ -216,6 +216,14 @@ def _run_one(
             run.report.steps = records
             failed = [r for r in records if r.status == "failed"]
             error = "; ".join(f"step {r.name} failed: {r.error}" for r in failed) or None
+            ran = [r for r in records if r.status != "skipped"]
+            run.check(
+                "steps_succeeded",
+                passed=not failed,
+                observed=sum(r.status == "succeeded" for r in ran),
+                expected=len(ran),
+                detail=error,
+            )
             state.finish_run(flow.name, day, run.run_id, "failed" if failed else "succeeded", error)
             if error:
                 raise FlowRunFailedError(error)

@@ -25,6 +25,12 @@ def test_run_page_lists_the_steps_with_reused_ones_marked(
             reused=True,
         ),
         StepRecord(
+            name="ingest",
+            status="succeeded",
+            attempts=1,
+            metadata={"run_id": "ingest_weather-20240307T000000-abc123", "rows_out": 48},
+        ),
+        StepRecord(
             name="load",
             status="failed",
             attempts=3,
@@ -41,10 +47,13 @@ def test_run_page_lists_the_steps_with_reused_ones_marked(
     rows = elements(html, "tr", class_="step")
     assert [(r["data-step"], r["data-status"], r["data-reused"]) for r in rows] == [
         ("fetch", "succeeded", "true"),
+        ("ingest", "succeeded", "false"),
         ("load", "failed", "false"),
         ("notify", "upstream_failed", "false"),
         ("monthly", "skipped", "false"),
     ]
+    links = elements(html, "a", class_="child-run")  # a step's child run links to its own page
+    assert [a["href"] for a in links] == ["/runs/ingest_weather-20240307T000000-abc123"]
     visible = text(html)
     assert "fetch succeeded reused 1 2.50 s rows=5, path=raw/stocks/2024-03-07" in visible
     assert "load failed 3 42 ms — RuntimeError: <warehouse> down" in visible
