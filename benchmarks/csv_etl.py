@@ -52,7 +52,7 @@ def sample(directory: Path, rows: int, dirty_rate: float, seed: int, *, truth: b
         if (head.rows, head.dirty_rate, head.seed) == (rows, dirty_rate, seed) and path.is_file():
             return path
     except (FileNotFoundError, ValueError):
-        pass
+        pass  # no usable earlier sample: generate it below
     started = time.perf_counter()
     generate("commits", rows=rows, dirty_rate=dirty_rate, seed=seed, out=directory, record_truth=truth)
     print(

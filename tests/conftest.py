@@ -6,10 +6,16 @@ A service test skips with a one-line reason when its service is down, unless
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +91,38 @@ def redis_service(stack_settings: Settings) -> Settings:
 def unique_name() -> str:
     """A name no other test (or parallel run) uses: tables, topics, groups."""
     return f"t_{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Receiver:
+    """A local webhook standing in for Slack: every POSTed JSON body, in arrival order."""
+
+    url: str
+    posts: list[dict[str, Any]]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server on a free loopback port that records what alerts post to it."""
+    posts: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append(json.loads(body))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep the test output free of access-log lines."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook", posts)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -11,9 +11,7 @@ import os
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from dotjoin.config import Settings, load_settings
 from dotjoin.orchestration.registry import get_flow
 from dotjoin.sources.app import SourceState, running
 from tests.airflow.outputs import checksums
+from tests.conftest import Receiver
 
 pytestmark = pytest.mark.airflow
 
@@ -196,40 +195,14 @@ dag = build_dag(FLOW)
 '''
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received = []  # type: ignore[attr-defined]
-    thread = Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", server.received  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_deterministic_failure_is_retried_then_alerts_the_receiver(
     airflow_db: Path,
     dags_folder: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    receiver: tuple[str, list[dict[str, Any]]],
+    receiver: Receiver,
 ) -> None:
-    url, received = receiver
+    url, received = receiver.url, receiver.posts
     attempts = tmp_path / "attempts.txt"
     env = _project(tmp_path, DJ_TEST_ATTEMPTS=str(attempts), DOTJOIN__ORCHESTRATION__ALERT_WEBHOOK_URL=url)
     for key, value in env.items():

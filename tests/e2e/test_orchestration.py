@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
-from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -33,6 +28,7 @@ from dotjoin.orchestration.runner import backfill, run_date
 from dotjoin.platform.runs import RunStore
 from dotjoin.platform.warehouse import open_warehouse
 from dotjoin.sources.app import FaultConfig, SourceState, running
+from tests.conftest import Receiver
 
 pytestmark = pytest.mark.slow
 
@@ -142,35 +138,10 @@ def test_backfill_resumes_after_kill_without_rerunning_green_dates(tmp_path: Pat
     assert _checksums(settings) == _checksums(reference)
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A local HTTP server standing in for the Slack webhook: what it received, in order."""
-    handler = type("Receiver", (_Receiver,), {"received": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hook", handler.received
-    finally:
-        server.shutdown()
-
-
 def test_transient_source_failure_recovers_through_retries_without_alert(
-    tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
+    tmp_path: Path, receiver: Receiver
 ) -> None:
-    url_hook, received = receiver
+    url_hook, received = receiver.url, receiver.posts
     settings = _settings(
         tmp_path,
         DOTJOIN__INGEST__MAX_ATTEMPTS="1",  # the HTTP client gives up at once: the step's retry recovers
@@ -188,10 +159,8 @@ def test_transient_source_failure_recovers_through_retries_without_alert(
     assert received == []
 
 
-def test_deterministic_failure_is_retried_then_alerts(
-    tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
-) -> None:
-    url_hook, received = receiver
+def test_deterministic_failure_is_retried_then_alerts(tmp_path: Path, receiver: Receiver) -> None:
+    url_hook, received = receiver.url, receiver.posts
     settings = _settings(
         tmp_path, DOTJOIN__INGEST__MAX_ATTEMPTS="1", DOTJOIN__ORCHESTRATION__ALERT_WEBHOOK_URL=url_hook
     )

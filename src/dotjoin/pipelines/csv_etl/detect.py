@@ -301,7 +301,7 @@ def _sample_records(text: str, delimiter: str) -> list[list[str]]:
             if len(records) >= _SAMPLE_RECORDS:
                 break
     except csv.Error:
-        pass
+        pass  # the sample may end inside a quoted field: the records before it still score the candidate
     return records
 
 

@@ -47,16 +47,17 @@ def monthly_aggregates(ctx: StepContext) -> dict[str, Any]:
 
     first, last = aggregates.month_bounds(ctx.logical_date)
     ensured = summary(weather.run(ctx.settings, since=first, until=last, base_url=ctx.params.get("base_url")))
+    names = _cities(ctx)
     with open_warehouse(ctx.settings) as wh:
-        cities, min_hours = aggregates.build_monthly(wh, ctx.logical_date, _cities(ctx))
+        built, min_hours = aggregates.build_monthly(wh, ctx.logical_date, names)
     expected = ((last - first).days + 1) * 24
-    if cities != len(_cities(ctx)) or min_hours != expected:
+    if built != len(names) or min_hours != expected:
         raise StepFailed(
             f"month {first:%Y-%m} incomplete: {min_hours} of {expected} hours for the worst city "
-            f"({cities} cities)"
+            f"({built} of {len(names)} cities)"
         )
     month = f"{first:%Y-%m}"
-    return {"table": aggregates.MONTHLY, "month": month, "rows": cities, "ingest_run": ensured["run_id"]}
+    return {"table": aggregates.MONTHLY, "month": month, "rows": built, "ingest_run": ensured["run_id"]}
 
 
 def _describe(ctx: StepContext) -> str:
