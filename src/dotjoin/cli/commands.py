@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows
+from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, lit
 from dotjoin.platform.runs import RunReport
 
 
@@ -73,7 +73,7 @@ def demo(output: OutputOption = "table") -> None:
     reports = []
     with tempfile.TemporaryDirectory(prefix="dotjoin-demo-") as scratch:
         for step in DEMO_STEPS:
-            with console.status(f"[bold]{step.name}[/]: {step.description}", spinner="dots"):
+            with console.status(f"[bold]{lit(step.name)}[/]: {lit(step.description)}", spinner="dots"):
                 reports.append(step.run(settings, Path(scratch)))
     url = f"http://{settings.web.host}:{settings.web.port}"
     if fmt == "json":
@@ -96,7 +96,7 @@ def demo(output: OutputOption = "table") -> None:
             output="table",
             title=f"dotjoin demo ({settings.profile} profile)",
         )
-        console.print(f"See the runs: [bold]dotjoin serve[/] then open {url}  (or: dotjoin runs list)")
+        console.print(f"See the runs: [bold]dotjoin serve[/] then open {lit(url)}  (or: dotjoin runs list)")
     if any(r.status != "succeeded" for r in reports):
         raise typer.Exit(1)
 

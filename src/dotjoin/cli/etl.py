@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, err_console
+from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, err_console, lit
 from dotjoin.pipelines.csv_etl.reasons import Dataset
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def _progress(show: bool, path: Path) -> Any:
             console=err_console,
             transient=True,
         )
-        task = progress.add_task(path.name, total=None)
+        task = progress.add_task(lit(path.name), total=None)
         started = False
 
         def update(done: int, total: int) -> None:
@@ -123,7 +123,7 @@ def _progress(show: bool, path: Path) -> Any:
 def _print_report(report: RunReport) -> None:
     style = "green" if report.status == "succeeded" else "red"
     console.print(
-        f"[bold]csv_etl[/] {report.run_id} [{style}]{report.status}[/]  ({report.duration_s or 0:.2f}s)"
+        f"[bold]csv_etl[/] {lit(report.run_id)} [{style}]{report.status}[/]  ({report.duration_s or 0:.2f}s)"
     )
     counts = report.counts
     emit_rows(
@@ -146,7 +146,7 @@ def _print_report(report: RunReport) -> None:
         output="table",
         title="Checks",
     )  # fmt: skip
-    console.print(f"[dim]run report: dotjoin runs show {report.run_id}[/]")
+    console.print(f"[dim]run report: dotjoin runs show {lit(report.run_id)}[/]")
 
 
 @app.command("csv-report")

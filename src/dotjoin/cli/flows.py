@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, progress_bar
+from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, lit, progress_bar
 
 if TYPE_CHECKING:
     from dotjoin.orchestration.runner import BackfillResult
@@ -77,7 +77,7 @@ def _print_failures(report: RunReport) -> None:
     for s in report.steps:
         if s.status == "failed":
             console.print(
-                f"[red]{s.name} failed after {s.attempts} attempt(s):[/] {s.error}", highlight=False
+                f"[red]{lit(s.name)} failed after {s.attempts} attempt(s):[/] {lit(s.error)}", highlight=False
             )
 
 
@@ -146,11 +146,12 @@ def show_flow(name: PipelineArg, output: OutputOption = "table") -> None:
     if check_format(output) == "json":
         emit_json(data)
         return
-    console.print(f"[bold]{data['name']}[/]: {data['description']}", highlight=False)
+    console.print(f"[bold]{lit(data['name'])}[/]: {lit(data['description'])}", highlight=False)
     console.print(
         f"schedule {data['schedule']}, from {data['start_date']}, owner {data['owner']}, "
         f"catchup {'on' if data['catchup'] else 'off'}",
         highlight=False,
+        markup=False,
     )
     rows = [
         {
@@ -193,6 +194,7 @@ def run(
         console.print(
             f"{flow.name} {day} already succeeded (run {report.run_id}); --force runs it again",
             highlight=False,
+            markup=False,
         )
     else:
         title = f"{flow.name} {day} {report.run_id}: {report.status}"
@@ -271,6 +273,7 @@ def backfill(
             f"{len(result.ran)} run ({len(result.succeeded)} succeeded, {len(result.failed)} failed), "
             f"{len(result.skipped)} skipped",
             highlight=False,
+            markup=False,
         )
     if result.failed:
         raise typer.Exit(1)

@@ -180,7 +180,8 @@ def cost(
     if check_format(output) == "table":
         console.print(
             f"list prices checked {PRICES_CHECKED}: "
-            + "; ".join(f"{p.item} ${p.usd} per {p.unit} ({p.source})" for p in PRICES)
+            + "; ".join(f"{p.item} ${p.usd} per {p.unit} ({p.source})" for p in PRICES),
+            markup=False,
         )
         if not builds:
             console.print("no lakehouse build recorded yet: run `dotjoin lakehouse run` for scan figures")

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from dotjoin import __version__
-from dotjoin.cli.output import OutputOption, emit_rows, err_console
+from dotjoin.cli.output import OutputOption, emit_rows, err_console, lit
 from dotjoin.config import Settings, load_settings
 from dotjoin.exceptions import DotjoinError
 
@@ -101,7 +101,7 @@ def main() -> None:
     except DotjoinError as exc:
         if STATE.debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {lit(exc)}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
@@ -110,7 +110,7 @@ def main() -> None:
         if STATE.debug:
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {lit(exc)} "
             "(rerun with --debug for the traceback)",
             highlight=False,
             soft_wrap=True,

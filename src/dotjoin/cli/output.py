@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from dotjoin.platform.runs import RunReport
@@ -27,6 +29,18 @@ OutputOption = Annotated[
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def lit(value: Any) -> str:
+    """``value`` as text that rich prints literally inside a markup string: ``dependabot[bot]`` stays.
+
+    Every string from data, files, config or the user goes through this (or a :class:`~rich.text.Text`)
+    before it meets ``console.print``; only our own ``[bold]`` tags are markup.
+
+    >>> lit("dependabot[bot]")
+    'dependabot\\\\[bot]'
+    """
+    return escape(str(value))
 
 
 def _default(value: Any) -> Any:
@@ -70,11 +84,12 @@ def emit_rows(
         emit_json(rows if json_data is None else json_data)
         return
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
-    table = Table(title=title, header_style="bold")
+    # Text objects, not str: a header, title or value like "[/]" is data, never rich markup.
+    table = Table(title=None if title is None else Text(title, style="table.title"), header_style="bold")
     for col in cols:
-        table.add_column(col)
+        table.add_column(Text(str(col)))
     for row in rows:
-        table.add_row(*(_cell(row.get(col)) for col in cols))
+        table.add_row(*(Text(_cell(row.get(col))) for col in cols))
     console.print(table)
 
 
@@ -92,7 +107,7 @@ def emit_report(report: RunReport, output: str, summary: Callable[[RunReport], s
             output="table",
             title=f"{report.pipeline} {report.run_id}: {report.status}",
         )
-        console.print(summary(report))
+        console.print(summary(report), markup=False, highlight=False)
     if report.status != "succeeded":
         raise typer.Exit(1)
 
@@ -110,10 +125,10 @@ def progress_bar(enabled: bool, description: str) -> Iterator[Callable[[int, int
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task(description, total=None)
+        task = bar.add_task(lit(description), total=None)
 
         def update(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
+            bar.update(task, completed=done, total=total, description=lit(label))
 
         yield update
 

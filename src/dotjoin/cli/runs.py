@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows
+from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, lit
 
 app = typer.Typer(help="Run history: every pipeline run and its row accounting.", no_args_is_help=True)
 
@@ -63,13 +63,16 @@ def show_run(
         emit_json(report.model_dump(mode="json"))
         return
     status_style = {"succeeded": "green", "failed": "red"}.get(report.status, "yellow")
-    console.print(f"[bold]{report.pipeline}[/] {report.run_id} [{status_style}]{report.status}[/]")
+    console.print(
+        f"[bold]{lit(report.pipeline)}[/] {lit(report.run_id)} [{status_style}]{lit(report.status)}[/]"
+    )
     console.print(
         f"profile {report.profile}, started {report.started_at:%Y-%m-%d %H:%M:%S}, "
-        f"took {report.duration_s or 0:.2f}s"
+        f"took {report.duration_s or 0:.2f}s",
+        markup=False,
     )
     if report.error:
-        console.print(f"[red]error:[/] {report.error}", highlight=False)
+        console.print(f"[red]error:[/] {lit(report.error)}", highlight=False)
     emit_rows([{"count": k, "rows": v} for k, v in report.counts.items()], output="table", title="Counts")
     if report.outputs:
         emit_rows([o.model_dump() for o in report.outputs], output="table", title="Outputs")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, err_console
+from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, err_console, lit
 from dotjoin.pipelines.csv_etl.reasons import Dataset
 
 _PROGRESS_FROM = 200_000  # rows from which table output shows a progress bar
@@ -26,7 +26,7 @@ def _progress(show: bool, dataset: Dataset, rows: int) -> Iterator[Callable[[int
 
     columns = ("[bold]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(f"sample {dataset}", total=rows)
+        task = bar.add_task(lit(f"sample {dataset}"), total=rows)
         yield lambda done: bar.update(task, completed=done)
 
 
@@ -107,5 +107,5 @@ def sample(
         )
     files = ", ".join([*manifest.files, *manifest.reference_files, "manifest.json"])
     console.print(
-        f"[dim]wrote {files}; rules in src/dotjoin/pipelines/csv_etl/FORMATS.md[/]", highlight=False
+        f"[dim]wrote {lit(files)}; rules in src/dotjoin/pipelines/csv_etl/FORMATS.md[/]", highlight=False
     )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_rows
+from dotjoin.cli.output import OutputOption, check_format, console, emit_rows, lit
 
 if TYPE_CHECKING:
     from dotjoin.config import Settings
@@ -52,10 +52,10 @@ def up(names: NamesArgument = None) -> None:
     services = select_services(_settings(), names or ())
     for service in services:
         began = time.monotonic()
-        with console.status(f"starting {service.name} on {service.address} ..."):
+        with console.status(lit(f"starting {service.name} on {service.address} ...")):
             started = service.ensure_up()
         verb = f"started in {time.monotonic() - began:.1f}s" if started else "already up"
-        console.print(f"[green]✓[/] {service.name} {verb} ({service.address})", highlight=False)
+        console.print(f"[green]✓[/] {lit(service.name)} {verb} ({lit(service.address)})", highlight=False)
     _show([s.status() for s in services], output="table")
 
 
@@ -68,10 +68,10 @@ def down(names: NamesArgument = None) -> None:
     from dotjoin.services import select_services
 
     for service in reversed(select_services(_settings(), names or ())):
-        with console.status(f"stopping {service.name} ..."):
+        with console.status(lit(f"stopping {service.name} ...")):
             stopped = service.stop()
         note = "stopped" if stopped else "was not running (or not started by dotjoin)"
-        console.print(f"[green]✓[/] {service.name} {note}", highlight=False)
+        console.print(f"[green]✓[/] {lit(service.name)} {note}", highlight=False)
 
 
 @app.command()

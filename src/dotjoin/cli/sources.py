@@ -71,5 +71,5 @@ def serve(
     state = SourceState(
         weather=WeatherSource(seed), transit=TransitSource(seed), stocks=StockSource(seed), faults=faults
     )
-    console.print(f"serving local sources on http://{host}:{port} (seed {seed}); Ctrl-C stops")
+    console.print(f"serving local sources on http://{host}:{port} (seed {seed}); Ctrl-C stops", markup=False)
     run_server(state, host=host, port=port)
