@@ -26,7 +26,7 @@ from dotjoin.pipelines.csv_etl.detect import (
     detect_encoding,
     header_key,
 )
-from dotjoin.pipelines.csv_etl.framing import frame, frame_slow
+from dotjoin.platform.files.framing import frame, frame_slow
 from dotjoin.pipelines.csv_etl.generator import generate
 from dotjoin.pipelines.csv_etl.reader import CsvReader, _invalid_utf8_records
 from tests.unit.pipelines.test_csv_generator import COMMITS_HEADER, SALES_HEADER, decode, read_records

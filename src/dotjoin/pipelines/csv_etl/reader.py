@@ -7,7 +7,7 @@ the documented order), the physical line each record starts on, and the records 
 (``ragged_row``, ``bad_encoding``) with their raw text.
 
 Per block: a file in another encoding (``--encoding``, a UTF-16 byte-order mark) is transcoded to
-UTF-8; :func:`~dotjoin.pipelines.csv_etl.framing.frame` finds records and counts their fields
+UTF-8; :func:`~dotjoin.platform.files.framing.frame` finds records and counts their fields
 (vectorised), falling back to the :mod:`csv` module where quoting is irregular; each record is decoded
 as UTF-8, else as cp1252 (``bad_encoding`` when neither works), and must have the header's number of
 fields (``ragged_row``); pyarrow's CSV parser then splits the good records (one thread: the
@@ -48,7 +48,7 @@ from dotjoin.pipelines.csv_etl.detect import (
     detect_dialect,
     detect_encoding,
 )
-from dotjoin.pipelines.csv_etl.framing import Framed, frame, frame_slow
+from dotjoin.platform.files.framing import Framed, frame, frame_slow
 from dotjoin.pipelines.csv_etl.reasons import Reason
 
 logger = logging.getLogger(__name__)
@@ -421,7 +421,7 @@ def _invalid_utf8_records(data: bytes, framed: Framed) -> list[int]:
     forms, surrogates or code points above U+10FFFF), no other byte may be C0, C1 or F5-FF, and a
     record may hold no continuation byte that no lead claims.
 
-    >>> from dotjoin.pipelines.csv_etl.framing import frame
+    >>> from dotjoin.platform.files.framing import frame
     >>> data = "a\\né\\n".encode() + b"\\xe9\\nb\\n\\xed\\xa0\\x80\\n"
     >>> _invalid_utf8_records(data, frame(data, ",", final=True))
     [2, 4]

@@ -26,7 +26,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-QUOTE, NL, CR = 0x22, 0x0A, 0x0D
+NL, CR = 0x0A, 0x0D
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
@@ -60,7 +60,7 @@ class Framed:
         return len(self.start)
 
 
-def _quote_anomaly(a: np.ndarray, quotes: np.ndarray, delimiter: int, final: bool) -> bool:
+def _quote_anomaly(a: np.ndarray, quotes: np.ndarray, delimiter: int, final: bool, quote: int) -> bool:
     """Whether a quote is where RFC 4180 does not allow it (the fast rule would then misread)."""
     if len(quotes) % 2:
         return True  # an unterminated quoted field (only possible at the end of the file)
@@ -68,13 +68,13 @@ def _quote_anomaly(a: np.ndarray, quotes: np.ndarray, delimiter: int, final: boo
         return False
     opening, closing = quotes[0::2], quotes[1::2]
     before = a[np.maximum(opening - 1, 0)]
-    ok_open = (opening == 0) | (before == delimiter) | (before == NL) | (before == CR) | (before == QUOTE)
+    ok_open = (opening == 0) | (before == delimiter) | (before == NL) | (before == CR) | (before == quote)
     at_end = closing + 1 >= len(a)
     following = a[np.minimum(closing + 1, len(a) - 1)]
     ok_close = np.where(
         at_end,
         final,
-        (following == delimiter) | (following == NL) | (following == CR) | (following == QUOTE),
+        (following == delimiter) | (following == NL) | (following == CR) | (following == quote),
     )
     return not (bool(ok_open.all()) and bool(ok_close.all()))
 
@@ -102,12 +102,15 @@ def _line_breaks(a: np.ndarray, final: bool) -> np.ndarray:
     return breaks
 
 
-def frame(data: bytes, delimiter: str, *, first_line: int = 1, final: bool = False) -> Framed | None:
-    """Frame the complete records of ``data`` vectorised.
+def frame(
+    data: bytes, delimiter: str, *, quote: str | None = '"', first_line: int = 1, final: bool = False
+) -> Framed | None:
+    """Frame the complete records of ``data`` vectorised (quotes escaped by doubling them, RFC 4180).
 
     Args:
         data: bytes that start at a record boundary.
         delimiter: the one-character field separator.
+        quote: the quote character, or None when fields are never quoted.
         first_line: the physical line number of ``data[0]``.
         final: ``data`` ends the file (a last record needs no line break).
 
@@ -120,7 +123,8 @@ def frame(data: bytes, delimiter: str, *, first_line: int = 1, final: bool = Fal
     """
     a = np.frombuffer(data, dtype=np.uint8)
     d = ord(delimiter)
-    quotes = np.flatnonzero(a == QUOTE)
+    q = ord(quote) if quote else -1
+    quotes = np.flatnonzero(a == q) if quote else np.zeros(0, dtype=np.int64)
     breaks = _line_breaks(a, final)
     ends_of_record = _outside(breaks, quotes)
     if final:
@@ -131,7 +135,7 @@ def frame(data: bytes, delimiter: str, *, first_line: int = 1, final: bool = Fal
         return None
     quotes = quotes[quotes < consumed]
     body = a[:consumed]
-    anomaly = _quote_anomaly(body, quotes, d, final)
+    anomaly = _quote_anomaly(body, quotes, d, final, q)
     seg_end = ends_of_record.astype(np.int64)
     if final and consumed and (not seg_end.size or seg_end[-1] != consumed - 1):
         seg_end = np.append(seg_end, consumed)  # a last record without a line break
@@ -178,7 +182,14 @@ class SlowRecords:
 
 
 def frame_slow(
-    data: bytes, delimiter: str, *, first_line: int = 1, final: bool = False, target: int = 0
+    data: bytes,
+    delimiter: str,
+    *,
+    quote: str | None = '"',
+    escape: str | None = None,
+    first_line: int = 1,
+    final: bool = False,
+    target: int = 0,
 ) -> SlowRecords | None:
     """Frame and split records with Python's :mod:`csv` (the reference semantics).
 
@@ -208,7 +219,15 @@ def frame_slow(
         offsets.append(len(data))
     n_lines = len(offsets) - 1
     texts = (data[offsets[i] : offsets[i + 1]].decode("latin-1") for i in range(n_lines))
-    reader = csv.reader(texts, delimiter=delimiter, strict=False)
+    reader = csv.reader(
+        texts,
+        delimiter=delimiter,
+        quotechar=quote or '"',
+        quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
+        escapechar=escape,
+        doublequote=escape is None,
+        strict=False,
+    )
     starts: list[int] = []
     ends: list[int] = []
     afters: list[int] = []
