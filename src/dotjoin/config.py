@@ -194,6 +194,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "TOML files must be UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
 
 
 def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
@@ -224,21 +231,32 @@ def _merge(
             origins[dotted] = source
 
 
+def _origin(origins: Mapping[str, str], key: str) -> str:
+    """Where ``key`` came from; for a table, where its first key came from (an env var, a file).
+
+    >>> _origin({"nosuch.key": "environment variable DOTJOIN__NOSUCH__KEY"}, "nosuch")
+    'environment variable DOTJOIN__NOSUCH__KEY'
+    """
+    if key in origins:
+        return origins[key]
+    return next((o for k, o in origins.items() if k.startswith(key + ".")), "defaults")
+
+
 def _check_keys(merged: Mapping[str, Any], origins: Mapping[str, str]) -> None:
     for key, value in merged.items():
         if key in _SECTIONS:
             if not isinstance(value, Mapping):
-                raise ConfigError(f"config key {key!r} must be a table (from {origins.get(key, '?')})")
+                raise ConfigError(f"config key {key!r} must be a table (from {_origin(origins, key)})")
             known = _SECTIONS[key].model_fields
             for sub in value:
                 if sub not in known:
                     raise ConfigError(
-                        f"unknown config key '{key}.{sub}' (from {origins.get(f'{key}.{sub}', '?')}); "
+                        f"unknown config key '{key}.{sub}' (from {_origin(origins, f'{key}.{sub}')}); "
                         f"known keys in [{key}]: {', '.join(sorted(known))}"
                     )
         elif key not in Settings.model_fields:
             raise ConfigError(
-                f"unknown config key {key!r} (from {origins.get(key, '?')}); "
+                f"unknown config key {key!r} (from {_origin(origins, key)}); "
                 f"known: {', '.join(sorted(Settings.model_fields))}"
             )
 

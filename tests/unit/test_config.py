@@ -74,3 +74,25 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "dotjoin.toml").write_text("[warehouse\n")
     with pytest.raises(ConfigError, match=r"dotjoin\.toml: not valid TOML"):
         load_settings(cwd=tmp_path, env={})
+
+
+def test_unknown_section_names_the_variable_or_file_it_came_from(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'nosuch' \(from environment variable DOTJOIN__NOSUCH__KEY\)"):
+        load_settings(cwd=tmp_path, env={"DOTJOIN__NOSUCH__KEY": "1"})
+    (tmp_path / "dotjoin.toml").write_text("[nosuch]\nkey = 1\n")
+    with pytest.raises(ConfigError, match=r"'nosuch' \(from .*dotjoin\.toml\)") as err:
+        load_settings(cwd=tmp_path, env={})
+    assert "?" not in str(err.value)
+
+
+def test_a_config_file_that_is_not_utf8_is_one_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "dotjoin.toml"
+    path.write_bytes("[warehouse]\nport = 5433  # café\n".encode("cp1252"))
+    with pytest.raises(ConfigError, match=r"dotjoin\.toml: not UTF-8 text \(byte 0xe9 at offset \d+\)"):
+        load_settings(cwd=tmp_path, env={})
+    secrets = tmp_path / ".dotjoin" / "secrets.toml"
+    secrets.parent.mkdir()
+    secrets.write_bytes(b"\xff\xfe")
+    path.write_text("")
+    with pytest.raises(ConfigError, match=r"secrets\.toml: not UTF-8 text"):
+        load_settings(cwd=tmp_path, env={})
