@@ -13,9 +13,9 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import CronDataIntervalTimetable
 
+from dotjoin.cli.registry import FLOWS, get_flow
 from dotjoin.config import load_settings
 from dotjoin.orchestration.airflow import build_dag
-from dotjoin.orchestration.registry import FLOWS, get_flow
 from dotjoin.orchestration.steps import Flow, Step
 from tests.airflow.conftest import REPO_DAGS
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from dotjoin.cli.registry import get_flow
 from dotjoin.config import Settings, load_settings
-from dotjoin.orchestration.registry import get_flow
 from dotjoin.sources.app import SourceState, running
 from tests.airflow.outputs import checksums
 from tests.conftest import Receiver

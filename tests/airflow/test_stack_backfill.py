@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from dotjoin.cli.registry import get_flow
 from dotjoin.config import Settings, load_settings
-from dotjoin.orchestration.registry import get_flow
 from dotjoin.pipelines.api_ingest.common import BUILTIN_CITIES
 from dotjoin.services.airflow import AirflowService
 from dotjoin.sources.app import SourceState, running

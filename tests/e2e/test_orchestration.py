@@ -22,8 +22,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from dotjoin.cli.registry import get_flow
 from dotjoin.config import Settings, load_settings
-from dotjoin.orchestration.registry import get_flow
 from dotjoin.orchestration.runner import backfill, run_date
 from dotjoin.platform.runs import RunStore
 from dotjoin.platform.warehouse import open_warehouse

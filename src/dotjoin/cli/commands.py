@@ -63,7 +63,7 @@ def demo(output: OutputOption = "table") -> None:
     from pathlib import Path
 
     from dotjoin.cli.main import STATE
-    from dotjoin.pipelines.registry import DEMO_STEPS
+    from dotjoin.cli.registry import DEMO_STEPS
 
     fmt = check_format(output)
     settings = STATE.settings

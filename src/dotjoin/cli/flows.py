@@ -35,8 +35,8 @@ BaseUrlOption = Annotated[
 
 
 def _flow(name: str) -> Flow:
+    from dotjoin.cli.registry import get_flow
     from dotjoin.exceptions import DotjoinError
-    from dotjoin.orchestration.registry import get_flow
 
     try:
         return get_flow(name)
@@ -87,8 +87,8 @@ def list_flows(output: OutputOption = "table") -> None:
 
     Example: dotjoin flows list --output json
     """
+    from dotjoin.cli.registry import FLOWS
     from dotjoin.exceptions import DotjoinError
-    from dotjoin.orchestration.registry import FLOWS
 
     rows: list[dict[str, Any]] = []
     for name in sorted(FLOWS):

@@ -1,7 +1,8 @@
 """Orchestration: pipelines declare their steps once; the local runner and Apache Airflow both run them.
 
+It never imports a pipeline: the flows by name live at the entry layer (:mod:`dotjoin.cli.registry`).
+
 - :mod:`.steps`    — the declaration (:class:`Step`, :class:`Flow`) and what a step receives
-- :mod:`.registry` — the flows by name (``dotjoin run <flow>``, ``dags/``)
 - :mod:`.runner`   — the local runner: retries, timeouts, durable state, backfills that resume
 - :mod:`.alerts`   — failure alerts: a log line and a Slack-compatible JSON webhook
 - :mod:`.airflow`  — the same declarations as Airflow 3 DAGs (imported only inside Airflow's venv)

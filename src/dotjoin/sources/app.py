@@ -65,6 +65,11 @@ class FaultConfig:
     seed: int = 1
 
 
+#: What ``dotjoin demo`` switches on: 10% 5xx, 429 bursts, duplicated and out-of-order pages, a few
+#: truncated bodies.
+DEMO_FAULTS = FaultConfig(fail_rate=0.1, rate_limit=100, dup_rate=0.2, shuffle=True, truncate_rate=0.02)
+
+
 @dataclass
 class SourceState:
     """Everything the app serves; tests mutate ``weather.overrides`` to simulate upstream corrections."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dotjoin.pipelines.registry import DEMO_STEPS
+from dotjoin.cli.registry import DEMO_STEPS
 
 
 def dotjoin(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

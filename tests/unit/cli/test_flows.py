@@ -52,7 +52,7 @@ Invoke = Callable[..., Result]
 def invoke(local_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     monkeypatch.setattr(STATE, "_settings", local_settings)
     monkeypatch.setattr(
-        "dotjoin.orchestration.registry.FLOWS",
+        "dotjoin.cli.registry.FLOWS",
         {
             "toy_cli": f"{__name__}:TOY",
             "toy_local": f"{__name__}:LOCAL",

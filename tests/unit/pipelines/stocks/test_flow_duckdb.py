@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from dotjoin.cli.registry import get_flow
 from dotjoin.config import Settings
 from dotjoin.exceptions import DataError, TransientError
-from dotjoin.orchestration.registry import get_flow
 from dotjoin.orchestration.steps import StepFailed
 from dotjoin.pipelines.stocks.flow import FLOW
 from dotjoin.platform.runs import RunStore

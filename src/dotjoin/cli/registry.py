@@ -1,0 +1,116 @@
+"""The entry layer's registries: the orchestrated flows by name, and the pipelines ``dotjoin demo`` runs.
+
+They live here, above ``pipelines/`` and ``orchestration/``, because they wire those together: a pipeline
+declares its flow with :mod:`dotjoin.orchestration.steps`, and orchestration never imports a pipeline
+(``tests/unit/test_architecture.py``). ``dotjoin run|backfill|flows`` and the files in ``dags/`` look
+flows up here. A new orchestrated pipeline adds one line to :data:`FLOWS` (and a thin file in ``dags/``);
+a new pipeline in the demo adds one line to :data:`DEMO_STEPS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib import import_module
+from pathlib import Path
+
+from dotjoin.config import Settings
+from dotjoin.exceptions import NotFoundError
+from dotjoin.orchestration.steps import Flow
+from dotjoin.platform.runs import RunReport
+
+#: name -> "module:attribute" of its :class:`Flow` (or of a function returning it), imported on first use
+FLOWS: dict[str, str] = {
+    "nightly": "dotjoin.pipelines.nightly.flow:FLOW",
+    "stocks": "dotjoin.pipelines.stocks.flow:FLOW",
+    "monthly_aggregates": "dotjoin.pipelines.monthly_aggregates.flow:FLOW",
+}
+
+
+def get_flow(name: str) -> Flow:
+    """The flow called ``name``; an unknown name is one error line listing the known ones."""
+    target = FLOWS.get(name)
+    if target is None:
+        raise NotFoundError(f"unknown pipeline {name!r}; orchestrated pipelines: {', '.join(sorted(FLOWS))}")
+    return _load(target)
+
+
+@cache
+def _load(target: str) -> Flow:
+    module, _, attr = target.partition(":")
+    flow = getattr(import_module(module), attr)
+    if callable(flow) and not isinstance(flow, Flow):
+        flow = flow()
+    if not isinstance(flow, Flow):
+        raise TypeError(f"{target} is not a Flow")
+    return flow
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    name: str
+    description: str
+    run: Callable[[Settings, Path], RunReport]  # (settings, scratch dir) -> report
+
+
+DEMO_SINCE, DEMO_UNTIL = date(2024, 3, 1), date(2024, 3, 7)
+
+
+def _selfcheck(settings: Settings, scratch: Path) -> RunReport:
+    from dotjoin.pipelines.selfcheck.pipeline import run
+
+    return run(settings, events=10_000)
+
+
+def _ingest_weather(settings: Settings, scratch: Path) -> RunReport:
+    """A week of hourly weather for the built-in cities, from the local source server with faults on."""
+    from dotjoin.pipelines.api_ingest.weather import run
+    from dotjoin.sources.app import DEMO_FAULTS, SourceState, running
+
+    with running(SourceState(faults=DEMO_FAULTS)) as url:
+        return run(settings, since=DEMO_SINCE, until=DEMO_UNTIL, base_url=url, refetch=True)
+
+
+def _ingest_transit(settings: Settings, scratch: Path) -> RunReport:
+    """The demo agency's feed and a week of arrivals, from the local source server with faults on."""
+    from dotjoin.pipelines.api_ingest.transit import run
+    from dotjoin.sources.app import DEMO_FAULTS, SourceState, running
+
+    with running(SourceState(faults=DEMO_FAULTS)) as url:
+        return run(settings, since=DEMO_SINCE, until=DEMO_UNTIL, base_url=url, refetch=True)
+
+
+def _lakehouse(settings: Settings, scratch: Path) -> RunReport:
+    from dotjoin.pipelines.lakehouse.pipeline import run
+
+    return run(settings, days=2, seed=7)
+
+
+def _csv_etl(settings: Settings, scratch: Path) -> RunReport:
+    from dotjoin.pipelines.csv_etl.generator import generate
+    from dotjoin.pipelines.csv_etl.pipeline import run
+
+    generate("commits", rows=20_000, dirty_rate=0.05, seed=7, out=scratch / "commits")
+    return run(settings, dataset="commits", input_path=scratch / "commits" / "commits.csv")
+
+
+def _nightly(settings: Settings, scratch: Path) -> RunReport:
+    from dotjoin.orchestration.runner import run_date
+    from dotjoin.sources.app import DEMO_FAULTS, SourceState, running
+
+    with running(SourceState(faults=DEMO_FAULTS)) as url:
+        return run_date(get_flow("nightly"), settings, date(2024, 3, 7), params={"base_url": url})
+
+
+DEMO_STEPS: list[DemoStep] = [
+    DemoStep("selfcheck", "bus -> warehouse -> lake round trip", _selfcheck),
+    DemoStep(
+        "csv_etl", "messy commits CSV (20,000 rows) -> cleaned, deduplicated table + quarantine", _csv_etl
+    ),
+    DemoStep("ingest_weather", "Open-Meteo API (local server, faults on) -> weather_hourly", _ingest_weather),
+    DemoStep("ingest_transit", "GTFS + GTFS-realtime (local server, faults on) -> arrivals", _ingest_transit),
+    DemoStep("lakehouse", "CSV + JSON sources -> raw -> staging Iceberg -> dbt marts (2 days)", _lakehouse),
+    DemoStep("nightly", "the nightly flow for one date through the local runner", _nightly),
+]
