@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_rows, lit
+from dotjoin.cli.output import (
+    OutputOption,
+    QueryOutputOption,
+    check_format,
+    console,
+    emit_csv,
+    emit_json,
+    emit_rows,
+    lit,
+)
 from dotjoin.platform.runs import RunReport
 
 
@@ -16,21 +25,26 @@ def sql(
         list[str] | None, typer.Option("--param", "-P", help="A query parameter (repeatable, in order).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Rows shown in table output.")] = 100,
-    output: OutputOption = "table",
+    output: QueryOutputOption = "table",
 ) -> None:
     """Run a query on the profile's warehouse (DuckDB locally, PostgreSQL in the stack).
+
+    --output csv writes RFC 4180 CSV with a header line (every row; NULL is an empty field).
 
     Example: dotjoin sql "SELECT pipeline, status FROM dotjoin_runs WHERE pipeline = $1" -P selfcheck -o json
     """
     from dotjoin.cli.main import STATE
     from dotjoin.platform.warehouse import open_warehouse
 
-    fmt = check_format(output)
+    fmt = check_format(output, ("table", "json", "csv"))
     with open_warehouse(STATE.settings) as wh:
         result = wh.query(query, list(param or []))
     rows = result.to_pylist()
     if fmt == "json":
         emit_json(rows)
+        return
+    if fmt == "csv":
+        emit_csv(rows, result.column_names)
         return
     emit_rows(rows[:limit], output="table", columns=result.column_names)
     if len(rows) > limit:

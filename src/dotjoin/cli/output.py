@@ -5,7 +5,10 @@ Commands never print results through logging; they hand rows to :func:`emit`.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -22,9 +25,16 @@ from rich.text import Text
 if TYPE_CHECKING:
     from dotjoin.platform.runs import RunReport
 
-OutputFormat = Literal["table", "json"]
+OutputFormat = Literal["table", "json", "csv"]
 OutputOption = Annotated[
     str, typer.Option("--output", "-o", help="table for people, json for scripts.", metavar="[table|json]")
+]
+#: ``dotjoin sql`` also writes CSV (RFC 4180, with a header line).
+QueryOutputOption = Annotated[
+    str,
+    typer.Option(
+        "--output", "-o", help="table for people, json or csv for scripts.", metavar="[table|json|csv]"
+    ),
 ]
 
 console = Console()
@@ -61,14 +71,42 @@ def to_json(data: Any) -> str:
     return json.dumps(data, default=_default, indent=2)
 
 
-def check_format(output: str) -> OutputFormat:
-    if output not in ("table", "json"):
-        raise typer.BadParameter(f"--output must be table or json, not {output!r}")
+def check_format(output: str, choices: tuple[OutputFormat, ...] = ("table", "json")) -> OutputFormat:
+    if output not in choices:
+        allowed = f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise typer.BadParameter(f"--output must be {allowed}, not {output!r}")
     return output  # type: ignore[return-value]
 
 
 def emit_json(data: Any) -> None:
     typer.echo(to_json(data))
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""  # NULL: an empty field
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=_default)
+    return str(value)
+
+
+def emit_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Write ``rows`` to stdout as RFC 4180 CSV: a header line, CRLF line ends, quotes where needed.
+
+    Values are written literally (a comma, a quote, a newline or ``[bot]`` survives a round trip);
+    NULL is an empty field.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_value(row.get(col)) for col in columns])
+    sys.stdout.write(out.getvalue())
+    sys.stdout.flush()
 
 
 def emit_rows(
