@@ -77,7 +77,7 @@ def version(output: OutputOption = "table") -> None:
 
 
 def _register() -> None:
-    from dotjoin.cli import commands, etl, flows, ingest, lake, runs, sample, services, sources
+    from dotjoin.cli import commands, etl, flows, ingest, lake, load, runs, sample, services, sources
 
     app.add_typer(services.app, name="services")
     app.add_typer(runs.app, name="runs")
@@ -89,6 +89,7 @@ def _register() -> None:
     commands.register(app)
     flows.register(app)
     app.command()(sample.sample)
+    app.command()(load.load)
 
 
 _register()

@@ -19,19 +19,32 @@ from hypothesis import strategies as st
 
 from dotjoin.exceptions import DataError, DotjoinError
 from dotjoin.pipelines.csv_etl.config import COMMITS_FILE, SALES_FILE, FileSpec
-from dotjoin.pipelines.csv_etl.detect import (
-    AmbiguousInputError,
-    InputFileError,
-    detect_dialect,
-    detect_encoding,
-    header_key,
-)
+from dotjoin.platform.files import AmbiguousInputError, DelimitedReader, DialectOptions, InputFileError
+from dotjoin.platform.files.encoding import detect_encoding
 from dotjoin.platform.files.framing import frame, frame_slow
-from dotjoin.pipelines.csv_etl.generator import generate
-from dotjoin.pipelines.csv_etl.reader import CsvReader, _invalid_utf8_records
+from dotjoin.platform.files.header import detect_dialect, header_key
+from dotjoin.platform.files.reader import BLOCK_BYTES, _invalid_utf8_records
+from dotjoin.simulate.csv_etl.generator import generate
 from tests.unit.pipelines.test_csv_generator import COMMITS_HEADER, SALES_HEADER, decode, read_records
 
 ABC = FileSpec("t", ("a", "b", "c"))
+
+
+def CsvReader(
+    path: Path,
+    spec: FileSpec,
+    *,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> DelimitedReader:
+    return DelimitedReader(
+        path,
+        columns=spec.columns,
+        options=DialectOptions(delimiter=delimiter),
+        encoding=encoding,
+        block_bytes=block_bytes,
+    )
 
 
 def read_all(path: Path, spec: FileSpec = ABC, **kwargs: object) -> dict[int, tuple[str, ...]]:
@@ -92,6 +105,9 @@ def test_binary_files_are_refused(tmp_path: Path) -> None:
         detect_encoding(bytes(range(256)) * 10, path="x")
     path = tmp_path / "data.csv"
     path.write_bytes(b"\x1f\x8b\x08\x00" + bytes(random.Random(1).getrandbits(8) for _ in range(4000)))
+    with pytest.raises(InputFileError, match=r"data\.csv: not a valid gzip file"):
+        CsvReader(path, ABC)
+    path.write_bytes(bytes(range(256)) * 10)
     with pytest.raises(InputFileError, match=r"data\.csv looks like a binary file"):
         CsvReader(path, ABC)
 

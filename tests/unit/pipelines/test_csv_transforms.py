@@ -16,20 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dotjoin.pipelines.csv_etl import dirt
 from dotjoin.pipelines.csv_etl.cleaning_commits import clean_commits
 from dotjoin.pipelines.csv_etl.cleaning_retail import RATE, Reference, clean_sales, guest_id
 from dotjoin.pipelines.csv_etl.dedup import FirstSeen
 from dotjoin.pipelines.csv_etl.money import parse_discounts, parse_prices
-from dotjoin.pipelines.csv_etl.transforms import (
-    first_reason,
-    hash128,
-    parse_dates,
-    parse_integers,
-    parse_timestamps,
-    squeeze,
-    trim,
-)
+from dotjoin.pipelines.csv_etl.transforms import first_reason, hash128
+from dotjoin.platform.files.types import parse_dates, parse_integers, parse_timestamps, squeeze, trim
+from dotjoin.simulate.csv_etl import dirt
 from tests.unit.pipelines.test_csv_generator import parse_discount, parse_money, parse_ts
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -29,15 +29,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dotjoin.pipelines.csv_etl.transforms import (
-    HASH,
+from dotjoin.pipelines.csv_etl.transforms import HASH, Defects, hash128, joined
+from dotjoin.platform.files.types import (
     PY_WHITESPACE,
     UTC_US,
-    Defects,
     at_or_after,
-    hash128,
     is_empty,
-    joined,
     lower,
     matches,
     parse_integers,

@@ -38,14 +38,11 @@ import pyarrow.compute as pc
 
 from dotjoin.pipelines.csv_etl.cleaning_commits import Cleaned, detail
 from dotjoin.pipelines.csv_etl.money import DISCOUNT, PRICE, parse_discounts, parse_prices
-from dotjoin.pipelines.csv_etl.transforms import (
-    HASH,
+from dotjoin.pipelines.csv_etl.transforms import HASH, Defects, hash128, joined
+from dotjoin.platform.files.types import (
     UTC_US,
-    Defects,
     at_or_after,
-    hash128,
     is_empty,
-    joined,
     parse_integers,
     parse_timestamps,
     trim,

@@ -12,11 +12,6 @@ from dotjoin.pipelines.csv_etl.reasons import Dataset
 
 PIPELINE = "csv_etl"
 
-#: Bytes read from the file per block; a block is cut at the last record boundary it holds.
-BLOCK_BYTES = 8 << 20
-#: Bytes sampled from the start of a file for encoding and dialect detection.
-SAMPLE_BYTES = 1 << 20
-
 
 @dataclass(frozen=True)
 class FileSpec:

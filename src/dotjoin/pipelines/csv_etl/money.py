@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dotjoin.pipelines.csv_etl.transforms import matches
+from dotjoin.platform.files.types import matches
 
 logger = logging.getLogger(__name__)
 

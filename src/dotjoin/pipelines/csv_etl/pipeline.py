@@ -2,7 +2,7 @@
 
 ``run()`` wires the pieces, one file per run:
 
-1. :class:`~dotjoin.pipelines.csv_etl.reader.CsvReader` detects the encoding and dialect (or refuses),
+1. :class:`~dotjoin.platform.files.reader.DelimitedReader` detects the encoding and dialect (or refuses),
    maps the header and yields chunks of records with their line numbers;
 2. ``clean_commits`` / ``clean_sales`` validate and normalise each chunk (pure functions);
 3. :class:`~dotjoin.pipelines.csv_etl.dedup.FirstSeen` keeps the first record of each natural key;
@@ -37,7 +37,6 @@ from dotjoin.exceptions import DataError
 from dotjoin.pipelines.csv_etl import cleaning_commits, cleaning_retail
 from dotjoin.pipelines.csv_etl.cleaning_commits import Cleaned
 from dotjoin.pipelines.csv_etl.config import (
-    BLOCK_BYTES,
     DATA_FILES,
     LOADS_TABLE,
     PIPELINE,
@@ -45,12 +44,12 @@ from dotjoin.pipelines.csv_etl.config import (
     TARGET_TABLES,
 )
 from dotjoin.pipelines.csv_etl.dedup import FirstSeen
-from dotjoin.pipelines.csv_etl.detect import InputFileError
 from dotjoin.pipelines.csv_etl.load import DUPLICATES_SCHEMA, PROVENANCE, FileLoad, LoadResult, create_tables
-from dotjoin.pipelines.csv_etl.reader import Chunk, CsvReader
 from dotjoin.pipelines.csv_etl.reasons import DATASETS
 from dotjoin.pipelines.csv_etl.references import ReferenceData, read_references
 from dotjoin.pipelines.csv_etl.validations import run_checks
+from dotjoin.platform.files import DelimitedReader, DialectOptions, InputFileError
+from dotjoin.platform.files.reader import BLOCK_BYTES, Chunk
 from dotjoin.platform.quality.quarantine import QUARANTINE_TABLE, Quarantine
 from dotjoin.platform.runs import Run, RunReport, start_run
 from dotjoin.platform.warehouse import open_warehouse
@@ -255,14 +254,18 @@ def run(
     with start_run(PIPELINE, settings, params=params, report_path=report_path) as run:
         ref = read_references(inputs.references) if inputs.references is not None else None
         spec = DATA_FILES[dataset]  # type: ignore[index]
-        with CsvReader(
-            inputs.data, spec, delimiter=delimiter, encoding=encoding, block_bytes=block_bytes
+        with DelimitedReader(
+            inputs.data,
+            columns=spec.columns,
+            options=DialectOptions(delimiter=delimiter),
+            encoding=encoding,
+            block_bytes=block_bytes,
         ) as reader:
             run.report.params.update(
                 detected_encoding=reader.encoding.encoding,
                 encoding_evidence=reader.encoding.evidence,
                 detected_delimiter=reader.dialect.delimiter,
-                header=list(reader.dialect.header),
+                header=list(reader.header_fields),
             )
             run.metric("encoding_confidence", reader.encoding.confidence)
             run.metric("delimiter_confidence", reader.dialect.confidence)
@@ -297,7 +300,7 @@ class _Stats:
 def _load(
     wh: Warehouse,
     run: Run,
-    reader: CsvReader,
+    reader: DelimitedReader,
     dataset: str,
     *,
     source: str,
@@ -383,7 +386,7 @@ def _load(
     return result, stats
 
 
-def _report(run: Run, dataset: str, reader: CsvReader, result: LoadResult, stats: _Stats) -> None:
+def _report(run: Run, dataset: str, reader: DelimitedReader, result: LoadResult, stats: _Stats) -> None:
     target = TARGET_TABLES[dataset]  # type: ignore[index]
     run.count(
         input=stats.records, output=result.output, quarantined=stats.quarantined, duplicates=stats.duplicates

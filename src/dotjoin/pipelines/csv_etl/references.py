@@ -17,9 +17,8 @@ import pyarrow.compute as pc
 
 from dotjoin.pipelines.csv_etl.cleaning_retail import RATE, Reference
 from dotjoin.pipelines.csv_etl.config import FX_FILE, PRODUCTS_FILE, STORES_FILE, FileSpec
-from dotjoin.pipelines.csv_etl.detect import InputFileError
-from dotjoin.pipelines.csv_etl.reader import CsvReader
-from dotjoin.pipelines.csv_etl.transforms import is_empty, matches, parse_dates, trim, upper
+from dotjoin.platform.files import DelimitedReader, InputFileError
+from dotjoin.platform.files.types import is_empty, matches, parse_dates, trim, upper
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class ReferenceData:
 
 
 def _read(path: Path, spec: FileSpec) -> tuple[pa.Table, np.ndarray]:
-    with CsvReader(path, spec) as reader:
+    with DelimitedReader(path, columns=spec.columns) as reader:
         chunks = list(reader)
     bad = [r for c in chunks for r in c.rejected]
     if bad:

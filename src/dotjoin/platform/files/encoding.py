@@ -1,7 +1,7 @@
-"""Encoding, dialect and header detection for CSV input, each with a confidence.
+"""Encoding detection and per-record repair for text input, with a confidence.
 
-The detectors look at the first :data:`~dotjoin.pipelines.csv_etl.config.SAMPLE_BYTES` of a file and
-either decide with a confidence or refuse with an :class:`AmbiguousInputError` that names the file and
+The detector looks at the first :data:`~dotjoin.platform.files.reader.SAMPLE_BYTES` of a file and
+either decides with a confidence or refuse with an :class:`AmbiguousInputError` that names the file and
 what is ambiguous (``--encoding`` / ``--delimiter`` overrule them). Bytes are classified as:
 
 * a byte-order mark: UTF-8, UTF-16 or UTF-32, certain;
@@ -20,24 +20,19 @@ what is ambiguous (``--encoding`` / ``--delimiter`` overrule them). Bytes are cl
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import logging
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from dotjoin.exceptions import DataError
+from dotjoin.platform.files.errors import AmbiguousInputError, InputFileError
 
 logger = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.75
 #: Below this share of UTF-8 among the non-ASCII runs, a file is not "UTF-8 with some legacy records".
 UTF8_SLIVER = 0.1
-CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 REPAIR_CODEC = "cp1252"
-_SAMPLE_RECORDS = 500
 _BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -47,14 +42,6 @@ _BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
 )
 _CONTROL = np.zeros(256, dtype=bool)
 _CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
-
-
-class InputFileError(DataError):
-    """An input file that cannot be read as the expected CSV (the message names the file)."""
-
-
-class AmbiguousInputError(InputFileError):
-    """Detection could not decide with enough confidence; ``--encoding``/``--delimiter`` decide."""
 
 
 def decode_record(data: bytes) -> str:
@@ -144,6 +131,34 @@ def _looks_utf16(a: np.ndarray) -> str | None:
     return None
 
 
+def byte_order(codec: str, sample: bytes) -> tuple[str, int]:
+    """The byte order of an ``--encoding utf-16`` / ``utf-32`` file: ``(codec with -le/-be, BOM length)``.
+
+    Python's ``utf-16``/``utf-32`` codecs need a byte-order mark at the start of every decoded stream,
+    and the reader decodes the bytes after it: so the order is decided here, once. A BOM of that width
+    decides (and is skipped); without one, ASCII-heavy UTF-16 shows its order by where the NUL bytes
+    are, else big-endian, the default of RFC 2781 and Unicode without a mark.
+
+    >>> byte_order("utf-16", codecs.BOM_UTF16_LE + "a,b\\n".encode("utf-16-le"))
+    ('utf-16-le', 2)
+    >>> byte_order("utf-16", "a,b\\n".encode("utf-16-le")), byte_order("utf-32", b"")
+    (('utf-16-le', 0), ('utf-32-be', 0))
+    """
+    marks = (
+        ((codecs.BOM_UTF32_LE, "le"), (codecs.BOM_UTF32_BE, "be"))
+        if codec == "utf-32"
+        else ((codecs.BOM_UTF16_LE, "le"), (codecs.BOM_UTF16_BE, "be"))
+    )
+    for mark, order in marks:
+        if sample.startswith(mark):
+            return f"{codec}-{order}", len(mark)
+    if codec == "utf-16":
+        guess = _looks_utf16(np.frombuffer(sample, dtype=np.uint8))
+        if guess:
+            return guess, 0
+    return f"{codec}-be", 0
+
+
 def detect_encoding(
     sample: bytes, *, path: str, forced: str | None = None, at_eof: bool = False
 ) -> EncodingGuess:
@@ -178,6 +193,9 @@ def detect_encoding(
             raise InputFileError(f"{path}: unknown encoding {forced!r} (--encoding)") from None
         if name in ("utf-8-sig", "utf_8"):
             name = "utf-8"
+        if name in ("utf-16", "utf-32"):
+            name, skip = byte_order(name, sample)
+            return EncodingGuess(name, skip, 1.0, f"--encoding {forced} ({name})")
         skip = bom if bom_codec and codecs.lookup(bom_codec).name.startswith(name.split("-")[0]) else 0
         return EncodingGuess(name, skip, 1.0, "--encoding")
     if bom_codec:
@@ -220,165 +238,3 @@ def detect_encoding(
     return EncodingGuess(
         "utf-8", 0, round(confidence, 4), evidence + f"; non-UTF-8 records decode as {REPAIR_CODEC}"
     )
-
-
-# -- header -----------------------------------------------------------------------------------------
-
-
-def header_key(name: str) -> str:
-    """The comparison key of a header name: letters and digits only, lower case.
-
-    >>> [header_key(n) for n in (" Author Name ", "AUTHOR_NAME", "authorName", "author-name")]
-    ['authorname', 'authorname', 'authorname', 'authorname']
-    """
-    return re.sub(r"[^0-9a-z]", "", name.strip().lstrip("\ufeff").lower())
-
-
-def map_header(fields: list[str], expected: tuple[str, ...], *, path: str) -> tuple[str, ...]:
-    """Map the header's fields (any case, spacing or order) to the canonical column names.
-
-    Raises:
-        InputFileError: missing, unknown or repeated columns, naming them.
-
-    >>> map_header(["SHA", " Repo "], ("repo", "sha"), path="x.csv")
-    ('sha', 'repo')
-    """
-    by_key = {header_key(c): c for c in expected}
-    mapped: list[str] = []
-    unknown: list[str] = []
-    for field in fields:
-        column = by_key.get(header_key(field))
-        if column is None:
-            unknown.append(field)
-        else:
-            mapped.append(column)
-    missing = [c for c in expected if c not in mapped]
-    repeated = sorted({c for c in mapped if mapped.count(c) > 1})
-    if missing or unknown or repeated:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing)}")
-        if unknown:
-            parts.append(f"unknown {', '.join(repr(u) for u in unknown)}")
-        if repeated:
-            parts.append(f"repeated {', '.join(repeated)}")
-        raise InputFileError(
-            f"{path}: unknown column set in the header (line 1): {'; '.join(parts)}; "
-            f"expected: {', '.join(expected)}"
-        )
-    return tuple(mapped)
-
-
-# -- dialect ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """The decided dialect and header of a file.
-
-    Attributes:
-        delimiter: the field separator.
-        columns: canonical column names in the file's order.
-        header: the header's fields as written.
-        confidence: share of sampled records with as many fields as the header.
-        evidence: one phrase saying why.
-    """
-
-    delimiter: str
-    columns: tuple[str, ...]
-    header: tuple[str, ...]
-    confidence: float
-    evidence: str
-
-
-def _sample_records(text: str, delimiter: str) -> list[list[str]]:
-    records: list[list[str]] = []
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    try:
-        for record in reader:
-            if record:
-                records.append(record)
-            if len(records) >= _SAMPLE_RECORDS:
-                break
-    except csv.Error:
-        pass  # the sample may end inside a quoted field: the records before it still score the candidate
-    return records
-
-
-def _fit(records: list[list[str]], width: int) -> float:
-    body = records[1:]
-    return sum(len(r) == width for r in body) / len(body) if body else 1.0
-
-
-def detect_dialect(text: str, expected: tuple[str, ...], *, path: str, forced: str | None = None) -> Dialect:
-    """Decide the delimiter and map the header, from the decoded start of a file.
-
-    A delimiter is chosen when it splits the first record into the expected column set; its confidence
-    is the share of sampled records with the header's width. The file is refused as ambiguous when
-    another delimiter splits the records into that width clearly more often.
-
-    Args:
-        text: the decoded sample, cut at a line end.
-        expected: the canonical columns.
-        path: the file, for messages.
-        forced: a ``--delimiter`` that overrules detection.
-
-    Raises:
-        InputFileError: no header, or the header is not the expected column set (with a hint when
-            another delimiter would fit: a wrong ``--delimiter``).
-        AmbiguousInputError: the header and the records disagree about the delimiter.
-
-    >>> d = detect_dialect("a;B\\n1;2\\n", ("a", "b"), path="x.csv")
-    >>> d.delimiter, d.columns, d.confidence
-    (';', ('a', 'b'), 1.0)
-    """
-    candidates = (forced,) if forced else CANDIDATE_DELIMITERS
-    samples = {d: _sample_records(text, d) for d in {*CANDIDATE_DELIMITERS, *candidates}}
-    if not any(samples.values()):
-        raise InputFileError(f"{path}: no header line (expected columns: {', '.join(expected)})")
-    fits: dict[str, tuple[str, ...]] = {}
-    errors: dict[str, InputFileError] = {}
-    for d in candidates:
-        records = samples[d]
-        try:
-            fits[d] = map_header(records[0] if records else [], expected, path=path)
-        except InputFileError as exc:
-            errors[d] = exc
-    if not fits:
-        if forced:
-            better = [
-                d
-                for d in CANDIDATE_DELIMITERS
-                if d != forced and samples[d] and _maps(samples[d][0], expected)
-            ]
-            if better:
-                width = len(samples[forced][0]) if samples[forced] else 0
-                raise InputFileError(
-                    f"{path}: wrong delimiter {forced!r}: the header (line 1) splits into {width} "
-                    f"field(s) with it, but into the expected columns with {better[0]!r}"
-                )
-            raise errors[forced]
-        # The delimiter whose split of the header comes closest names what is wrong.
-        best = max(candidates, key=lambda d: len(samples[d][0]) if samples[d] else 0)
-        raise errors[best]
-    chosen = next(iter(fits))
-    width = len(fits[chosen])
-    confidence = _fit(samples[chosen], width)
-    rivals = {d: _fit(samples[d], width) for d in CANDIDATE_DELIMITERS if d != chosen and samples[d]}
-    rival = max(rivals, key=lambda d: rivals[d], default=None)
-    if not forced and rival is not None and rivals[rival] >= MIN_CONFIDENCE and confidence < 0.5:
-        raise AmbiguousInputError(
-            f"{path}: the delimiter is ambiguous: the header splits into the expected columns with "
-            f"{chosen!r}, but {rivals[rival]:.0%} of the sampled records have {width} fields only with "
-            f"{rival!r} ({confidence:.0%} with {chosen!r}); pass --delimiter"
-        )
-    evidence = "--delimiter" if forced else f"header splits into the expected columns with {chosen!r}"
-    return Dialect(chosen, fits[chosen], tuple(samples[chosen][0]), round(confidence, 4), evidence)
-
-
-def _maps(fields: list[str], expected: tuple[str, ...]) -> bool:
-    try:
-        map_header(fields, expected, path="")
-    except InputFileError:
-        return False
-    return True

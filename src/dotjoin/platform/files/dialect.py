@@ -1,0 +1,448 @@
+"""Dialect detection for delimited text: delimiter, quote, escape, header, preamble, footer, comments.
+
+:func:`sniff` looks at the decoded start of a file (and, when it is known, its last lines) and decides
+each part of the dialect with a confidence, or refuses with an :class:`AmbiguousInputError` naming the
+option that decides (``--delimiter``, ``--quote``, ``--header``/``--no-header``, ``--skip-lines``).
+Anything passed as an option is taken as given, not detected.
+
+How each part is decided:
+
+* **delimiter, quote, escape**: every candidate (``, ; \\t |``; ``"``, ``'`` or none; doubled quotes or a
+  backslash escape) splits the sample with Python's :mod:`csv`; the candidate whose records most often
+  share one width (more than one field) wins. Fields that hold another candidate delimiter count
+  against a candidate unless they read as a number (``1,5`` with ``;`` is a decimal comma). Two
+  candidates that fit equally well with different widths are refused as ambiguous.
+* **preamble**: lines before the first run of records of the table's width (report titles, export
+  banners, blank lines) are skipped and counted, never parsed.
+* **footer**: trailing records that are shorter than the table and mostly empty, or whose first field is
+  a summary word (``Total``, ``Sum``, ``Count``...), or one-field lines such as ``(3 rows)``.
+* **comments**: lines starting with ``#`` that are not records of the table's width.
+* **header**: the first record is a header when its cells do not have the type of their column's body
+  (text above numbers, dates or booleans); with only text columns, when its cells are distinct names
+  that never occur in the body. Otherwise there is no header and columns are ``column_1..n``.
+* **trailing delimiter**: every record, header included, ends with an empty field: the last column is
+  dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from dotjoin.platform.files.errors import AmbiguousInputError, InputFileError
+
+DELIMITERS = (",", ";", "\t", "|")
+QUOTES = ('"', "'")
+COMMENT = "#"
+#: Records of the sample the dialect is decided on.
+SAMPLE_RECORDS = 2000
+_MIN_SHARE = 0.5
+_SUMMARY = re.compile(r"^\s*(grand\s+)?(total|totals|sum|subtotal|count|end|eof|summary)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"^\s*[-+]?(\d{1,3}([.,' ]\d{3})+|\d+)([.,]\d+)?\s*%?$")
+_INTEGER = re.compile(r"^[-+]?\d+$")
+_FLOAT = re.compile(r"^[-+]?(\d+[.,]?\d*|[.,]\d+)([eE][-+]?\d+)?$")
+_DATE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$|^\d{1,2}/\d{1,2}/\d{2,4}"
+)
+_BOOLEAN = re.compile(r"^(true|false|yes|no|t|f|y|n)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a delimited file is written, as detected (or given).
+
+    Attributes:
+        delimiter: the field separator.
+        quote: the quote character, or None when fields are never quoted.
+        escape: the escape character inside quotes (a backslash), or None when quotes are doubled.
+        header: whether the first record of the table names the columns.
+        columns: the column names: the header's fields as written, or ``column_1..n``.
+        skip_lines: physical lines before the table (preamble), never parsed.
+        footer_records: records at the end of the file that are a footer, not data.
+        comment: lines starting with this are comments (skipped and counted), or None.
+        trailing_delimiter: every record ends with an empty field after a last delimiter.
+        pad_short_rows: records may omit trailing empty fields (read as empty, counted); otherwise a
+            short record is a ``ragged_row``.
+        record_delimiter: ``\\n``, ``\\r\\n``, ``\\r`` or ``mixed`` (each is read as a line break).
+        confidence: share of the sampled records that have the table's width.
+        evidence: phrases saying why, for the run report.
+    """
+
+    delimiter: str = ","
+    quote: str | None = '"'
+    escape: str | None = None
+    header: bool = True
+    columns: tuple[str, ...] = ()
+    skip_lines: int = 0
+    footer_records: int = 0
+    comment: str | None = None
+    trailing_delimiter: bool = False
+    pad_short_rows: bool = False
+    record_delimiter: str = "\n"
+    confidence: float = 1.0
+    evidence: tuple[str, ...] = field(default=())
+
+    @property
+    def width(self) -> int:
+        """Fields per record as written (a trailing delimiter's empty field included)."""
+        return len(self.columns) + self.trailing_delimiter
+
+    def describe(self) -> dict[str, object]:
+        """The dialect as plain values (run reports, the inferred schema file)."""
+        return {
+            "delimiter": self.delimiter,
+            "quote": self.quote,
+            "escape": self.escape,
+            "header": self.header,
+            "skip_lines": self.skip_lines,
+            "footer_records": self.footer_records,
+            "comment": self.comment,
+            "trailing_delimiter": self.trailing_delimiter,
+            "pad_short_rows": self.pad_short_rows,
+            "record_delimiter": self.record_delimiter,
+            "confidence": self.confidence,
+        }
+
+
+@dataclass(frozen=True)
+class DialectOptions:
+    """What the user fixed; None means detect."""
+
+    delimiter: str | None = None
+    quote: str | None = None  # "" means: no quoting
+    escape: str | None = None  # "" means: quotes are doubled
+    header: bool | None = None
+    skip_lines: int | None = None
+    comment: str | None = None  # "" means: no comment lines
+    pad_short_rows: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("delimiter", "quote", "escape", "comment"):
+            value = getattr(self, name)
+            if value is not None and len(value) > 1:
+                raise InputFileError(f"--{name} must be one character, got {value!r}")
+        if self.delimiter == "":
+            raise InputFileError("--delimiter must be one character, got ''")
+        if self.skip_lines is not None and self.skip_lines < 0:
+            raise InputFileError(f"--skip-lines must be 0 or more, got {self.skip_lines}")
+
+
+@dataclass
+class _Split:
+    """The sample split by one candidate dialect."""
+
+    delimiter: str
+    quote: str | None
+    escape: str | None
+    records: list[list[str]]
+    lines: list[int]  # physical line (1-based, within the sample) where each record starts
+    width: int = 0
+    share: float = 0.0
+    purity: float = 1.0
+
+    @property
+    def score(self) -> tuple[float, float, int]:
+        return (round(self.share * (0.5 + 0.5 * self.purity), 3), self.purity, self.width)
+
+
+def _split(text: str, delimiter: str, quote: str | None, escape: str | None, comment: str | None) -> _Split:
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    reader = csv.reader(
+        io.StringIO(text, newline=""),
+        delimiter=delimiter,
+        quotechar=quote or '"',
+        quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
+        escapechar=escape,
+        doublequote=escape is None,
+        strict=False,
+    )
+    start = 1
+    try:
+        for record in reader:
+            if record and not (comment and record[0].startswith(comment)):
+                rows.append(record)
+                lines.append(start)
+            start = reader.line_num + 1
+            if len(rows) >= SAMPLE_RECORDS:
+                break
+    except csv.Error:
+        pass  # a field over the csv module's limit, or a quote open at the sample's end: score what was read
+    return _Split(delimiter, quote, escape, rows, lines)
+
+
+def _score(split: _Split) -> _Split:
+    widths = Counter(len(r) for r in split.records)
+    if not widths:
+        return split
+    # The table's width: the most frequent one; more fields win a tie (a short preamble line is not it).
+    split.width = max(widths, key=lambda w: (widths[w], w))
+    split.share = widths[split.width] / len(split.records)
+    others = [d for d in DELIMITERS if d != split.delimiter]
+    fields = [f for r in split.records[:200] if len(r) == split.width for f in r]
+    if fields:
+        escaped = f"\\{split.quote}" if split.quote and split.escape is None else None
+        impure = sum(
+            1
+            for f in fields
+            if (any(d in f for d in others) and not _NUMBER.match(f)) or (escaped and escaped in f)
+        )
+        split.purity = 1 - impure / len(fields)
+    return split
+
+
+def _record_delimiter(text: str) -> str:
+    crlf = text.count("\r\n")
+    cr = text.count("\r") - crlf
+    lf = text.count("\n") - crlf
+    kinds = [k for k, n in (("\r\n", crlf), ("\n", lf), ("\r", cr)) if n]
+    if len(kinds) > 1:
+        return "mixed"
+    return kinds[0] if kinds else "\n"
+
+
+def _candidates(text: str, options: DialectOptions) -> list[tuple[str, str | None, str | None]]:
+    delimiters = (options.delimiter,) if options.delimiter else DELIMITERS
+    if options.quote is not None:
+        quotes: tuple[str | None, ...] = (options.quote or None,)
+    else:
+        quotes = ('"',) + (("'",) if re.search(r"(^|[,;\t|])'", text, re.MULTILINE) else ())
+    if options.escape is not None:
+        escapes: tuple[str | None, ...] = (options.escape or None,)
+    else:
+        escapes = (None,) + (("\\",) if '\\"' in text or "\\'" in text else ())
+    return [(d, q, e) for d in delimiters for q in quotes for e in escapes]
+
+
+def sniff(
+    text: str,
+    *,
+    path: str,
+    options: DialectOptions | None = None,
+    tail: str | None = None,
+) -> Dialect:
+    """Decide the dialect of delimited text from its decoded start.
+
+    Args:
+        text: the start of the file, decoded, cut at a line end (the whole file when it is small).
+        path: the file, for messages.
+        options: parts the user fixed.
+        tail: the file's last lines (complete lines), for footer detection; None when unknown.
+
+    Raises:
+        InputFileError: no records at all.
+        AmbiguousInputError: two dialects fit equally well; the message names the option.
+
+    >>> d = sniff("Exported 2026-01-02\\n\\nid;amount\\n1;2,5\\n2;3,0\\nTotal;5,5\\n", path="x.csv",
+    ...           tail="2;3,0\\nTotal;5,5\\n")
+    >>> d.delimiter, d.columns, d.skip_lines, d.footer_records, d.header
+    (';', ('id', 'amount'), 2, 1, True)
+    """
+    options = options or DialectOptions()
+    comment = None if options.comment == "" else (options.comment or COMMENT)
+    body = text
+    if options.skip_lines:
+        body = "".join(text.splitlines(keepends=True)[options.skip_lines :])
+    splits = [_score(_split(body, d, q, e, comment)) for d, q, e in _candidates(body, options)]
+    splits = [s for s in splits if s.records]
+    if not splits:
+        raise InputFileError(f"{path}: no records (the file holds only blank or comment lines)")
+    splits.sort(key=lambda s: s.score, reverse=True)
+    wide = [s for s in splits if s.width > 1]
+    best = wide[0] if wide else splits[0]
+    evidence = []
+    rival = next((s for s in wide[1:] if s.delimiter != best.delimiter and s.width != best.width), None)
+    if (
+        options.delimiter is None
+        and rival is not None
+        and best.score[0] - rival.score[0] < 0.02
+        and best.purity - rival.purity < 0.05
+        and best.share < 0.999
+    ):
+        raise AmbiguousInputError(
+            f"{path}: the delimiter is ambiguous: {best.share:.0%} of the sampled records have "
+            f"{best.width} fields with {best.delimiter!r}, {rival.share:.0%} have {rival.width} with "
+            f"{rival.delimiter!r}; pass --delimiter"
+        )
+    evidence.append(
+        f"{best.share:.0%} of {len(best.records)} sampled records have {best.width} field(s) "
+        f"with delimiter {best.delimiter!r}"
+    )
+    records, lines = best.records, best.lines
+    pad = options.pad_short_rows
+    if _header_above_short_rows(records, best.width) and not _blank_before_table(records, lines, best.width):
+        pad = True if pad is None else pad
+        # A header with more names than any record has fields: the rows are ragged, not the header.
+        best.width = len(records[0])
+        best.share = sum(len(r) == best.width for r in records) / len(records)
+        evidence.append(f"the first record names {best.width} columns; records omit trailing empty fields")
+    skip = options.skip_lines or 0
+    first = 0
+    if options.skip_lines is None:
+        first = _table_start(records, best.width)
+        skip = lines[first] - 1 if records else 0
+        if skip:
+            evidence.append(f"{skip} preamble line(s) before the table")
+    table = records[first:]
+    has_comments = bool(comment) and any(
+        ln.startswith(comment or "") for ln in body.splitlines()[:SAMPLE_RECORDS]
+    )
+    header = options.header
+    if header is None:
+        header, why = _has_header(table, best.width, path=path)
+        evidence.append(why)
+    names = tuple(table[0]) if header and table else tuple(f"column_{i + 1}" for i in range(best.width))
+    trailing = _trailing_delimiter(table, best.width)
+    if trailing:
+        names = names[:-1]
+        evidence.append("every record ends with a delimiter")
+    footer = 0
+    if tail is not None:
+        footer = _footer(tail, best, comment)
+        if footer >= len(table) - header:  # the "footer" would be every data record: it is the data
+            footer = 0
+        if footer:
+            evidence.append(f"{footer} footer record(s) at the end")
+    return Dialect(
+        delimiter=best.delimiter,
+        quote=best.quote,
+        escape=best.escape,
+        header=header,
+        columns=_unique_names(names) if header else names,
+        skip_lines=skip,
+        footer_records=footer,
+        comment=comment if has_comments else None,
+        trailing_delimiter=trailing,
+        pad_short_rows=bool(pad),
+        record_delimiter=_record_delimiter(text),
+        confidence=round(best.share, 4),
+        evidence=tuple(evidence),
+    )
+
+
+def _table_start(records: list[list[str]], width: int) -> int:
+    """Index of the first record of the table: the first one of the table's width."""
+    return next((i for i, record in enumerate(records) if len(record) == width), 0)
+
+
+def _blank_before_table(records: list[list[str]], lines: list[int], width: int) -> bool:
+    """Whether a blank line separates the first records from the first one of the table's width
+    (a metadata block above the table, as Open-Meteo's CSV has, rather than a wide header)."""
+    first = _table_start(records, width)
+    return first > 0 and lines[first] - lines[first - 1] > 1
+
+
+def _header_above_short_rows(records: list[list[str]], width: int) -> bool:
+    """Whether the first record is a header wider than most records and narrower than none (short rows)."""
+    if len(records) < 2 or len(records[0]) <= width:
+        return False
+    head = records[0]
+    alone = all(len(r) <= len(head) for r in records[1:])
+    names = all(_kind(c) == "text" for c in head) and len({c.strip() for c in head}) == len(head)
+    return alone and names
+
+
+def _kind(value: str) -> str:
+    v = value.strip()
+    if not v:
+        return "empty"
+    if _INTEGER.match(v):
+        return "integer"
+    if _FLOAT.match(v) or _NUMBER.match(v):
+        return "number"
+    if _DATE.match(v):
+        return "date"
+    if _BOOLEAN.match(v):
+        return "boolean"
+    return "text"
+
+
+def _has_header(records: list[list[str]], width: int, *, path: str) -> tuple[bool, str]:
+    """Whether the first record names the columns, and why."""
+    if len(records) < 2:
+        first = records[0] if records else []
+        named = bool(first) and all(_kind(c) == "text" for c in first)
+        return named, "one record only: a header when all its cells are text"
+    head, body = records[0], [r for r in records[1:201] if len(r) == width]
+    if len(head) != width or not body:
+        return True, "the first record is the header (assumed: too few records to compare)"
+    votes = 0
+    text_columns = 0
+    for i, cell in enumerate(head):
+        kinds = Counter(_kind(r[i]) for r in body) - Counter({"empty": len(body)})
+        kinds.pop("empty", None)
+        if not kinds:
+            continue
+        kind, n = kinds.most_common(1)[0]
+        if kind == "text":
+            text_columns += 1
+            continue
+        if n / sum(kinds.values()) < 0.9:
+            continue
+        cell_kind = _kind(cell)
+        if cell_kind == "text":
+            votes += 1
+        elif cell_kind == kind or (cell_kind, kind) in {("integer", "number"), ("number", "integer")}:
+            votes -= 1
+    if votes > 0:
+        return True, f"header: {votes} column(s) have text above typed values"
+    if votes < 0:
+        return False, "no header: the first record has the types of the body"
+    cells = [c.strip() for c in head]
+    body_values = {r[i].strip() for r in body for i in range(width)}
+    distinct = all(cells) and len(set(cells)) == len(cells) and not (set(cells) & body_values)
+    if distinct and all(_kind(c) == "text" for c in cells):
+        return True, "header: distinct names that never occur in the body"
+    if not all(cells) or set(cells) & body_values:
+        return False, "no header: the first record's values occur in the body"
+    raise AmbiguousInputError(
+        f"{path}: cannot tell whether the first record is a header; pass --header or --no-header"
+    )
+
+
+def _trailing_delimiter(records: list[list[str]], width: int) -> bool:
+    table = [r for r in records if len(r) == width]
+    return width > 1 and bool(table) and all(r[-1] == "" for r in table)
+
+
+def _footer(tail: str, split: _Split, comment: str | None) -> int:
+    """How many records at the end of ``tail`` are a footer (summary lines), not data."""
+    tail_split = _split(tail, split.delimiter, split.quote, split.escape, comment)
+    footer = 0
+    records = tail_split.records
+    for record in reversed(records):
+        filled = sum(1 for f in record if f.strip())
+        summary = bool(_SUMMARY.match(record[0])) and filled <= max(1, split.width // 2 + 1)
+        short = len(record) < split.width and filled <= max(1, split.width // 2)
+        one_field = len(record) == 1 and split.width > 2
+        if summary or short or one_field:
+            footer += 1
+        else:
+            break
+    boundary = len(records) - footer - 1  # the last data record: a full one, and not the header
+    if not footer or footer > 5 or boundary < 0 or len(records[boundary]) != split.width:
+        return 0
+    return footer
+
+
+def _unique_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Header names with blanks named ``column_<n>`` and repeats suffixed ``_2``, ``_3``...
+
+    >>> _unique_names(("a", "", "a", " b "))
+    ('a', 'column_2', 'a_2', 'b')
+    """
+    seen: Counter[str] = Counter()
+    out = []
+    for i, raw in enumerate(names):
+        name = raw.strip().lstrip("\ufeff") or f"column_{i + 1}"
+        seen[name] += 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return tuple(out)
+
+
+def with_columns(dialect: Dialect, columns: tuple[str, ...]) -> Dialect:
+    """The dialect with other column names (a declared schema names a headerless file's columns)."""
+    return replace(dialect, columns=columns)
