@@ -33,10 +33,10 @@ from pathlib import Path
 
 from dotjoin.config import Settings, load_settings
 from dotjoin.exceptions import DotjoinError
-from dotjoin.pipelines.csv_etl.generator import generate
-from dotjoin.pipelines.csv_etl.manifest import Manifest
 from dotjoin.pipelines.csv_etl.pipeline import run
 from dotjoin.platform.warehouse import open_warehouse
+from dotjoin.simulate.csv_etl.generator import generate
+from dotjoin.simulate.csv_etl.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ("commits", "csv_etl_duplicates", "csv_etl_loads")

@@ -94,10 +94,12 @@ def bench_dbt(days: int) -> None:
     import_s = time.perf_counter() - t0
     from dotjoin.pipelines.lakehouse import curated
     from dotjoin.pipelines.lakehouse.pipeline import run
+    from dotjoin.simulate.lakehouse.shop import GeneratedShop
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(profile="local", cwd=Path(tmp), env={})
-        run(settings, days=days, seed=7, start=date(2026, 1, 1), today=date(2026, 2, 1), build=False)
+        shop = GeneratedShop(days=days, seed=7, start=date(2026, 1, 1))
+        run(settings, source=shop, today=date(2026, 2, 1), build=False)
         with open_lake(settings) as lake:
             tables = [t.split(".", 1)[1] for t in lake.list_tables("staging")]
             ctx = curated.publish_sources(settings, lake, tables, target="local")

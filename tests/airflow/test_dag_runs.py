@@ -19,7 +19,7 @@ from airflow.dag_processing.dagbag import DagBag
 
 from dotjoin.cli.registry import get_flow
 from dotjoin.config import Settings, load_settings
-from dotjoin.sources.app import SourceState, running
+from dotjoin.simulate.sources.app import SourceState, running
 from tests.airflow.outputs import checksums
 from tests.conftest import Receiver
 

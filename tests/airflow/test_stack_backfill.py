@@ -24,7 +24,7 @@ from dotjoin.cli.registry import get_flow
 from dotjoin.config import Settings, load_settings
 from dotjoin.pipelines.api_ingest.common import BUILTIN_CITIES
 from dotjoin.services.airflow import AirflowService
-from dotjoin.sources.app import SourceState, running
+from dotjoin.simulate.sources.app import SourceState, running
 from tests.airflow.outputs import checksums
 from tests.conftest import require_service
 

@@ -19,7 +19,7 @@ from dotjoin.config import Settings, load_settings
 from dotjoin.pipelines.api_ingest import store, transit, weather
 from dotjoin.pipelines.api_ingest.common import City
 from dotjoin.platform.warehouse import open_warehouse
-from dotjoin.sources.app import FaultConfig, SourceState, running
+from dotjoin.simulate.sources.app import FaultConfig, SourceState, running
 
 CITIES = [City("Berlin", 52.52, 13.41), City("Lima", -12.05, -77.04), City("Oslo", 59.91, 10.75)]
 #: 10% 5xx, 429 bursts (rate limit), duplicated and out-of-order pages, truncated bodies.

@@ -23,12 +23,12 @@ import pytest
 
 from dotjoin.config import Settings
 from dotjoin.exceptions import DotjoinError
-from dotjoin.pipelines.csv_etl.generator import generate
-from dotjoin.pipelines.csv_etl.manifest import Manifest, iter_records
 from dotjoin.pipelines.csv_etl.pipeline import run
 from dotjoin.platform.runs import RunReport
 from dotjoin.platform.warehouse import open_warehouse
 from dotjoin.platform.warehouse.base import Warehouse
+from dotjoin.simulate.csv_etl.generator import generate
+from dotjoin.simulate.csv_etl.manifest import Manifest, iter_records
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 REPO_ROOT = Path(__file__).resolve().parents[2]

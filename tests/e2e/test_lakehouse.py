@@ -19,13 +19,15 @@ import pyarrow as pa
 import pytest
 
 from dotjoin.config import Settings, load_settings
-from dotjoin.pipelines.lakehouse import iot_gen, ops, pipeline
+from dotjoin.pipelines.lakehouse import ops, pipeline
 from dotjoin.pipelines.lakehouse.parse import checksum, parse_iot
 from dotjoin.pipelines.lakehouse.staging import day_filter
 from dotjoin.platform.lake import Lake, PartitionField, open_lake
 from dotjoin.platform.lake.duckdb_views import connect
 from dotjoin.platform.runs import RunReport
 from dotjoin.platform.warehouse import open_warehouse
+from dotjoin.simulate.lakehouse import iot
+from dotjoin.simulate.lakehouse.shop import GeneratedShop
 
 START = date(2026, 1, 1)
 DAYS = 4
@@ -37,7 +39,9 @@ LOADED = datetime(2026, 4, 1)
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, RunReport]]:
     home = tmp_path_factory.mktemp("lakehouse")
     settings = load_settings(profile="local", cwd=home, env={})
-    report = pipeline.run(settings, days=DAYS, seed=11, start=START, today=TODAY, devices=4)
+    report = pipeline.run(
+        settings, source=GeneratedShop(days=DAYS, seed=11, start=START, devices=4), today=TODAY
+    )
     yield settings, report
 
 
@@ -142,7 +146,7 @@ def test_bad_input_is_quarantined_with_reasons_and_the_run_succeeds(
 
 def test_one_day_of_ninety_touches_at_most_two_percent_of_files_and_bytes(tmp_path: Path) -> None:
     settings = load_settings(profile="local", cwd=tmp_path, env={})
-    iot_gen.generate(tmp_path / "in", days=90, seed=5, start=START, devices=1, drift_day=1000)
+    iot.generate(tmp_path / "in", days=90, seed=5, start=START, devices=1, drift_day=1000)
     batches = [
         parse_iot(
             f.read_bytes(), day=date.fromisoformat(f.stem[4:]), source_file=f.name, loaded_at=LOADED

@@ -27,7 +27,7 @@ from dotjoin.config import Settings, load_settings
 from dotjoin.orchestration.runner import backfill, run_date
 from dotjoin.platform.runs import RunStore
 from dotjoin.platform.warehouse import open_warehouse
-from dotjoin.sources.app import FaultConfig, SourceState, running
+from dotjoin.simulate.sources.app import FaultConfig, SourceState, running
 from tests.conftest import Receiver
 
 pytestmark = pytest.mark.slow

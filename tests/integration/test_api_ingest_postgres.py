@@ -14,7 +14,7 @@ from dotjoin.config import Settings
 from dotjoin.pipelines.api_ingest import store, transit, weather
 from dotjoin.pipelines.api_ingest.common import City
 from dotjoin.platform.warehouse import open_warehouse
-from dotjoin.sources.app import FaultConfig, SourceState, running
+from dotjoin.simulate.sources.app import FaultConfig, SourceState, running
 
 pytestmark = pytest.mark.postgres
 

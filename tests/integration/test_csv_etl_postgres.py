@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from dotjoin.config import Settings
-from dotjoin.pipelines.csv_etl.generator import generate
 from dotjoin.platform.warehouse import open_warehouse
+from dotjoin.simulate.csv_etl.generator import generate
 from tests.e2e.test_csv_etl import (
     assert_kill_then_rerun_equals_clean_run,
     assert_matches_manifest,

@@ -10,6 +10,7 @@ import pytest
 from dotjoin.config import Settings
 from dotjoin.pipelines.lakehouse import pipeline
 from dotjoin.platform.warehouse import open_warehouse
+from dotjoin.simulate.lakehouse.shop import GeneratedShop
 
 pytestmark = pytest.mark.postgres
 
@@ -24,13 +25,10 @@ def test_dbt_build_passes_on_postgres_and_marts_reconcile(
     try:
         report = pipeline.run(
             settings,
-            days=2,
-            seed=3,
-            start=date(2026, 1, 1),
+            source=GeneratedShop(days=2, seed=3, start=date(2026, 1, 1), devices=3),
             today=date(2026, 1, 5),
             target="stack",
             dbt_schema=schema,
-            devices=3,
         )
         failed = [(c.name, c.observed, c.expected, c.detail) for c in report.checks if not c.passed]
         assert failed == [] and report.status == "succeeded"

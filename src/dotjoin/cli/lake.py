@@ -211,6 +211,7 @@ def run_pipeline(
     """
     from dotjoin.pipelines.lakehouse.curated import Target
     from dotjoin.pipelines.lakehouse.pipeline import run
+    from dotjoin.simulate.lakehouse.shop import GeneratedShop
 
     if target not in (None, "local", "stack"):
         raise typer.BadParameter("--target must be local or stack")
@@ -220,9 +221,7 @@ def run_pipeline(
         raise typer.BadParameter(f"--start is YYYY-MM-DD: {exc}") from exc
     report = run(
         _settings(),
-        days=days,
-        seed=seed,
-        start=first,
+        source=None if input_dir is not None else GeneratedShop(days=days, seed=seed, start=first),
         input_dir=input_dir,
         target=cast("Target | None", target),
         dbt_schema=schema,

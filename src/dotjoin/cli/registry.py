@@ -23,7 +23,7 @@ from dotjoin.platform.runs import RunReport
 
 #: name -> "module:attribute" of its :class:`Flow` (or of a function returning it), imported on first use
 FLOWS: dict[str, str] = {
-    "nightly": "dotjoin.pipelines.nightly.flow:FLOW",
+    "nightly": "dotjoin.cli.registry:nightly_flow",
     "stocks": "dotjoin.pipelines.stocks.flow:FLOW",
     "monthly_aggregates": "dotjoin.pipelines.monthly_aggregates.flow:FLOW",
 }
@@ -35,6 +35,14 @@ def get_flow(name: str) -> Flow:
     if target is None:
         raise NotFoundError(f"unknown pipeline {name!r}; orchestrated pipelines: {', '.join(sorted(FLOWS))}")
     return _load(target)
+
+
+def nightly_flow() -> Flow:
+    """The nightly flow on the simulated shop: the stand-in for the shop's and the IoT fleet's exports."""
+    from dotjoin.pipelines.nightly.flow import build_flow
+    from dotjoin.simulate.lakehouse.shop import nightly_exports
+
+    return build_flow(nightly_exports)
 
 
 @cache
@@ -67,7 +75,7 @@ def _selfcheck(settings: Settings, scratch: Path) -> RunReport:
 def _ingest_weather(settings: Settings, scratch: Path) -> RunReport:
     """A week of hourly weather for the built-in cities, from the local source server with faults on."""
     from dotjoin.pipelines.api_ingest.weather import run
-    from dotjoin.sources.app import DEMO_FAULTS, SourceState, running
+    from dotjoin.simulate.sources.app import DEMO_FAULTS, SourceState, running
 
     with running(SourceState(faults=DEMO_FAULTS)) as url:
         return run(settings, since=DEMO_SINCE, until=DEMO_UNTIL, base_url=url, refetch=True)
@@ -76,7 +84,7 @@ def _ingest_weather(settings: Settings, scratch: Path) -> RunReport:
 def _ingest_transit(settings: Settings, scratch: Path) -> RunReport:
     """The demo agency's feed and a week of arrivals, from the local source server with faults on."""
     from dotjoin.pipelines.api_ingest.transit import run
-    from dotjoin.sources.app import DEMO_FAULTS, SourceState, running
+    from dotjoin.simulate.sources.app import DEMO_FAULTS, SourceState, running
 
     with running(SourceState(faults=DEMO_FAULTS)) as url:
         return run(settings, since=DEMO_SINCE, until=DEMO_UNTIL, base_url=url, refetch=True)
@@ -84,13 +92,14 @@ def _ingest_transit(settings: Settings, scratch: Path) -> RunReport:
 
 def _lakehouse(settings: Settings, scratch: Path) -> RunReport:
     from dotjoin.pipelines.lakehouse.pipeline import run
+    from dotjoin.simulate.lakehouse.shop import GeneratedShop
 
-    return run(settings, days=2, seed=7)
+    return run(settings, source=GeneratedShop(days=2, seed=7))
 
 
 def _csv_etl(settings: Settings, scratch: Path) -> RunReport:
-    from dotjoin.pipelines.csv_etl.generator import generate
     from dotjoin.pipelines.csv_etl.pipeline import run
+    from dotjoin.simulate.csv_etl.generator import generate
 
     generate("commits", rows=20_000, dirty_rate=0.05, seed=7, out=scratch / "commits")
     return run(settings, dataset="commits", input_path=scratch / "commits" / "commits.csv")
@@ -98,7 +107,7 @@ def _csv_etl(settings: Settings, scratch: Path) -> RunReport:
 
 def _nightly(settings: Settings, scratch: Path) -> RunReport:
     from dotjoin.orchestration.runner import run_date
-    from dotjoin.sources.app import DEMO_FAULTS, SourceState, running
+    from dotjoin.simulate.sources.app import DEMO_FAULTS, SourceState, running
 
     with running(SourceState(faults=DEMO_FAULTS)) as url:
         return run_date(get_flow("nightly"), settings, date(2024, 3, 7), params={"base_url": url})

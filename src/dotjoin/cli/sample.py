@@ -62,7 +62,7 @@ def sample(
 
     Example: dotjoin sample commits --rows 100000 --dirty-rate 0.05 --seed 7 --out data/commits
     """
-    from dotjoin.pipelines.csv_etl.generator import generate
+    from dotjoin.simulate.csv_etl.generator import generate
 
     fmt = check_format(output)
     started = time.perf_counter()

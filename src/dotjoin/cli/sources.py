@@ -51,11 +51,11 @@ def serve(
              dotjoin ingest weather --date 2024-03-01 --base-url http://127.0.0.1:8765
              curl 'http://127.0.0.1:8765/q/d/l/?s=aapl.us&d1=20240102&d2=20240105&i=d'
     """
-    from dotjoin.sources.app import FaultConfig, SourceState
-    from dotjoin.sources.app import serve as run_server
-    from dotjoin.sources.stocks import StockSource
-    from dotjoin.sources.transit import TransitSource
-    from dotjoin.sources.weather import WeatherSource
+    from dotjoin.simulate.sources.app import FaultConfig, SourceState
+    from dotjoin.simulate.sources.app import serve as run_server
+    from dotjoin.simulate.sources.stocks import StockSource
+    from dotjoin.simulate.sources.transit import TransitSource
+    from dotjoin.simulate.sources.weather import WeatherSource
 
     faults = FaultConfig(
         fail_rate=fail_rate,

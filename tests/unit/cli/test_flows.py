@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 from dotjoin.cli.main import STATE, app
 from dotjoin.config import Settings
 from dotjoin.orchestration.steps import Flow, Step, StepContext
-from dotjoin.sources.app import SourceState, running
+from dotjoin.simulate.sources.app import SourceState, running
 
 BAD_DAYS = {date(2024, 3, 2)}
 

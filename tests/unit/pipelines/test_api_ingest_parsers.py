@@ -23,8 +23,8 @@ from dotjoin.pipelines.api_ingest.openmeteo import (
     parse_csv,
     parse_json,
 )
-from dotjoin.sources.transit import TransitSource
-from dotjoin.sources.weather import WeatherSource, build_response
+from dotjoin.simulate.sources.transit import TransitSource
+from dotjoin.simulate.sources.weather import WeatherSource, build_response
 from tests.conftest import require_shared_data
 
 OPEN_METEO = [

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from dotjoin.cli.sample import sample
 from dotjoin.exceptions import DataError
-from dotjoin.pipelines.csv_etl.generator import generate
-from dotjoin.pipelines.csv_etl.manifest import Manifest, iter_records
 from dotjoin.pipelines.csv_etl.reasons import REASON_PRECEDENCE, REASONS, primary_reason
+from dotjoin.simulate.csv_etl.generator import generate
+from dotjoin.simulate.csv_etl.manifest import Manifest, iter_records
 
 COMMITS_HEADER = [
     "repo", "sha", "author_name", "author_email", "authored_at", "committer_name", "committed_at",

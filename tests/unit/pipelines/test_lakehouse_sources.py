@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from dotjoin.exceptions import DataError
-from dotjoin.pipelines.lakehouse import ecommerce_gen, iot_gen, raw
+from dotjoin.pipelines.lakehouse import raw
 from dotjoin.pipelines.lakehouse.parse import CSV_SPECS, parse_csv, parse_iot
+from dotjoin.simulate.lakehouse import ecommerce, iot
 
 DAY = date(2026, 1, 1)
 KW = {"day": DAY, "source_file": "f", "loaded_at": datetime(2026, 1, 1, 12)}
@@ -22,18 +23,18 @@ def _bytes(directory: Path) -> dict[str, bytes]:
 
 
 def test_generators_are_deterministic_by_seed(tmp_path: Path) -> None:
-    a = ecommerce_gen.generate(tmp_path / "a", days=3, seed=3, start=DAY)
-    iot_gen.generate(tmp_path / "a", days=3, seed=3, start=DAY)
-    b = ecommerce_gen.generate(tmp_path / "b", days=3, seed=3, start=DAY)
-    iot_gen.generate(tmp_path / "b", days=3, seed=3, start=DAY)
-    ecommerce_gen.generate(tmp_path / "c", days=3, seed=4, start=DAY)
+    a = ecommerce.generate(tmp_path / "a", days=3, seed=3, start=DAY)
+    iot.generate(tmp_path / "a", days=3, seed=3, start=DAY)
+    b = ecommerce.generate(tmp_path / "b", days=3, seed=3, start=DAY)
+    iot.generate(tmp_path / "b", days=3, seed=3, start=DAY)
+    ecommerce.generate(tmp_path / "c", days=3, seed=4, start=DAY)
     assert _bytes(tmp_path / "a") == _bytes(tmp_path / "b")
     assert a.revenue_cents == b.revenue_cents > 0
     assert _bytes(tmp_path / "a")["orders_2026-01-01.csv"] != _bytes(tmp_path / "c")["orders_2026-01-01.csv"]
 
 
 def test_ecommerce_has_late_status_updates_and_address_changes(tmp_path: Path) -> None:
-    truth = ecommerce_gen.generate(tmp_path, days=3, seed=7, start=DAY)
+    truth = ecommerce.generate(tmp_path, days=3, seed=7, start=DAY)
     day3 = (tmp_path / "orders_2026-01-03.csv").read_text().splitlines()[1:]
     late = [line for line in day3 if not line.split(",")[2].startswith("2026-01-03")]
     assert late and all(line.split(",")[3] != "placed" for line in late)
@@ -41,7 +42,7 @@ def test_ecommerce_has_late_status_updates_and_address_changes(tmp_path: Path) -
 
 
 def test_iot_drifts_part_way_with_strings_and_optional_fields(tmp_path: Path) -> None:
-    truth = iot_gen.generate(tmp_path, days=4, seed=7, start=DAY, devices=4)
+    truth = iot.generate(tmp_path, days=4, seed=7, start=DAY, devices=4)
     first = [json.loads(x) for x in (tmp_path / "iot_2026-01-01.jsonl").read_text().splitlines()]
     last = [json.loads(x) for x in (tmp_path / "iot_2026-01-04.jsonl").read_text().splitlines()]
     assert all("signal_dbm" not in m for m in first) and all("signal_dbm" in m for m in last)

@@ -2,22 +2,26 @@
 
 ``run`` lands every input file in the raw zone (a re-delivered file is a no-op), re-stages each file's day
 (idempotent day replacement), steps the customers snapshot through the loaded days (SCD2 history), runs
-``dbt build`` and ``dbt source freshness`` in-process, records per-mart scan statistics, and — when it
-generated the sources itself — reconciles the marts with the generators' ground truth.
+``dbt build`` and ``dbt source freshness`` in-process, records per-mart scan statistics, and — when its
+:class:`Source` says what the marts must show (a generator's ground truth) — reconciles the marts with it.
+
+The input is a directory of exports, or a :class:`Source` that writes them (the entry layer passes
+:class:`dotjoin.simulate.lakehouse.shop.GeneratedShop`); this module never generates data itself.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dotjoin.config import Settings
 from dotjoin.exceptions import DataError
-from dotjoin.pipelines.lakehouse import curated, ecommerce_gen, iot_gen, raw, staging
+from dotjoin.pipelines.lakehouse import curated, raw, staging
 from dotjoin.pipelines.lakehouse.curated import DbtContext, Target
 from dotjoin.pipelines.lakehouse.raw import FutureFileError, ManifestEntry
 from dotjoin.platform.lake import Lake, ScanPlan, open_lake
@@ -35,19 +39,29 @@ class UnknownFileError(DataError):
 
 
 @dataclass(frozen=True)
-class Truth:
-    ecommerce: ecommerce_gen.EcommerceTruth
-    iot: iot_gen.IotTruth
+class Expected:
+    """What the marts must show after loading a source's files; each is checked as ``reconcile_<field>``."""
+
+    fact_orders_count: int
+    fact_orders_revenue_cents: int
+    fact_orders_cancelled: int
+    iot_device_hours: int  # (device, hour, sensor) groups
+    iot_readings: int
+    dim_customers_versions: int  # SCD2 rows
+    dim_customers_customers: int
 
 
-def generate_sources(out_dir: Path, *, days: int, seed: int, start: date, devices: int = 6) -> Truth:
-    """Write both sources' daily files into ``out_dir`` (emptied first) and return their ground truth."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    return Truth(
-        ecommerce=ecommerce_gen.generate(out_dir, days=days, seed=seed, start=start),
-        iot=iot_gen.generate(out_dir, days=days, seed=seed, start=start, devices=devices),
-    )
+class Source(Protocol):
+    """An upstream drop: writes one run's export files into a directory.
+
+    ``params`` go into the run report; ``write`` returns what the marts must then show, or ``None`` when
+    the source does not know (nothing is reconciled then).
+    """
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+    def write(self, out_dir: Path) -> Expected | None: ...
 
 
 def source_of(file: Path) -> str:
@@ -97,44 +111,41 @@ def _sorted_inputs(input_dir: Path) -> list[Path]:
 def run(
     settings: Settings,
     *,
-    days: int = 3,
-    seed: int = 7,
-    start: date | None = None,
+    source: Source | None = None,
     input_dir: Path | None = None,
     today: date | None = None,
     target: Target | None = None,
     dbt_schema: str | None = None,
-    devices: int = 6,
     build: bool = True,
 ) -> RunReport:
-    """Run the lakehouse end to end.
+    """Run the lakehouse end to end on ``input_dir``'s files, or on the files ``source`` writes.
 
     Args:
         settings: the profile's settings (lake, warehouse for quarantine/history, postgres for ``stack``).
-        days: days of generated sources (ignored with ``input_dir``).
-        seed: generator seed.
-        start: first generated day (default: ``days`` days before ``today``).
-        input_dir: land these files instead of generating (no ground-truth reconciliation then).
+        source: writes the input into ``<state>/lakehouse/incoming`` (emptied first); when it returns an
+            :class:`Expected`, the marts are reconciled with it.
+        input_dir: land these files (no reconciliation). Exactly one of ``source`` and ``input_dir``.
         today: the run's day; files dated later are quarantined (default: today, UTC).
         target: dbt target; default ``stack`` when the warehouse is PostgreSQL, else ``local``.
         dbt_schema: PostgreSQL schema of the marts (stack target), default ``lakehouse``.
-        devices: number of IoT devices generated.
         build: run dbt (False: stop after staging).
     """
+    if (source is None) == (input_dir is None):
+        raise TypeError("lakehouse run() takes an input_dir or a source, exactly one of them")
     today = today or datetime.now(UTC).date()
-    start = start or today - timedelta(days=days)
     target = target or ("stack" if settings.warehouse.type == "postgres" else "local")
-    params: dict[str, Any] = {"days": days, "seed": seed, "start": start.isoformat(), "target": target}
+    params: dict[str, Any] = {**(source.params if source else {}), "target": target}
     if input_dir is not None:
         params["input_dir"] = str(input_dir)
     with start_run(PIPELINE, settings, params=params) as run, open_lake(settings) as lake:
-        truth = None
-        if input_dir is None:
-            input_dir = settings.resolve("lakehouse") / "incoming"
-            truth = generate_sources(input_dir, days=days, seed=seed, start=start, devices=devices)
+        incoming, expected = input_dir or settings.resolve("lakehouse") / "incoming", None
+        if source is not None:
+            if incoming.exists():
+                shutil.rmtree(incoming)
+            expected = source.write(incoming)
         quarantine = Quarantine(PIPELINE, run.run_id)
         raw_zone = Path(lake.zone_path("raw"))
-        entries = land_all(raw_zone, _sorted_inputs(input_dir), today=today, quarantine=quarantine, run=run)
+        entries = land_all(raw_zone, _sorted_inputs(incoming), today=today, quarantine=quarantine, run=run)
         loaded_days: dict[str, list[date]] = {}
         for entry in entries:
             try:
@@ -168,7 +179,7 @@ def run(
                 target=target,
                 schema=dbt_schema,
                 loaded_days=loaded_days,
-                truth=truth,
+                expected=expected,
             )
     return run.report
 
@@ -192,7 +203,9 @@ def build(
         if not tables:
             raise DataError("the lake has no staging tables yet: stage a day first (dotjoin lakehouse run)")
         loaded = {f"staging.{t}": list(days) for t in tables}
-        _build(settings, lake, run, tables, target=target, schema=dbt_schema, loaded_days=loaded, truth=None)
+        _build(
+            settings, lake, run, tables, target=target, schema=dbt_schema, loaded_days=loaded, expected=None
+        )
     return run.report
 
 
@@ -205,7 +218,7 @@ def _build(
     target: Target,
     schema: str | None,
     loaded_days: dict[str, list[date]],
-    truth: Truth | None,
+    expected: Expected | None,
 ) -> None:
     ctx = curated.publish_sources(settings, lake, tables, target=target, schema=schema)
     for day in sorted(set(loaded_days.get("staging.customers", []))):  # SCD2: one step per loaded day
@@ -245,12 +258,12 @@ def _build(
         for mart in curated.MARTS:
             rows = curated.query_marts(settings, lake, ctx, f"SELECT count(*) AS n FROM {{schema}}.{mart}")
             run.output(mart, rows=int(rows[0]["n"]))
-        if truth is not None:
-            reconcile(settings, lake, ctx, run, truth)
+        if expected is not None:
+            reconcile(settings, lake, ctx, run, expected)
 
 
-def reconcile(settings: Settings, lake: Lake, ctx: DbtContext, run: Run, truth: Truth) -> None:
-    """Checks: the marts' totals equal the generators' ground truth."""
+def reconcile(settings: Settings, lake: Lake, ctx: DbtContext, run: Run, expected: Expected) -> None:
+    """Checks: the marts' totals equal what the source said they must be."""
     q = curated.query_marts
     orders = q(
         settings,
@@ -268,16 +281,15 @@ def reconcile(settings: Settings, lake: Lake, ctx: DbtContext, run: Run, truth: 
         ctx,
         "SELECT count(*) AS n, count(DISTINCT customer_id) AS d FROM {schema}.dim_customers",
     )[0]
-    e, i = truth.ecommerce, truth.iot
-    pairs = {
-        "fact_orders_count": (orders["n"], e.orders),
-        "fact_orders_revenue_cents": (orders["r"], e.revenue_cents),
-        "fact_orders_cancelled": (orders["c"], e.cancelled_orders),
-        "iot_device_hours": (hourly["n"], len(i.device_hours)),
-        "iot_readings": (hourly["r"], i.readings),
-        "dim_customers_versions": (customers["n"], e.customer_versions),
-        "dim_customers_customers": (customers["d"], e.customers),
+    observed = {
+        "fact_orders_count": orders["n"],
+        "fact_orders_revenue_cents": orders["r"],
+        "fact_orders_cancelled": orders["c"],
+        "iot_device_hours": hourly["n"],
+        "iot_readings": hourly["r"],
+        "dim_customers_versions": customers["n"],
+        "dim_customers_customers": customers["d"],
     }
-    for name, (observed, expected) in pairs.items():
-        observed = int(observed or 0)
-        run.check(f"reconcile_{name}", passed=observed == expected, observed=observed, expected=expected)
+    for name, want in asdict(expected).items():
+        got = int(observed[name] or 0)
+        run.check(f"reconcile_{name}", passed=got == want, observed=got, expected=want)

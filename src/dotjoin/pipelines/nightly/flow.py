@@ -6,18 +6,20 @@
 
 - ``ingest_weather`` / ``ingest_transit``: the API sources for ``D`` (Open-Meteo, GTFS + GTFS-rt);
 - ``lakehouse_staging``: ``D``'s ecommerce and IoT exports land in the raw zone and replace ``D`` in the
-  staging Iceberg tables (the exports are generated deterministically for ``D``);
+  staging Iceberg tables (the exports come from the :data:`Exports` the flow is built with — the entry
+  layer passes the simulated shop, :func:`dotjoin.simulate.lakehouse.shop.nightly_exports`);
 - ``dbt_build``: ``dbt build`` over staging (models, snapshot for ``D``, tests, freshness);
 - ``quality_checks``: ``D`` is complete in every output (see :func:`quality_checks`);
 - ``notify``: a summary to the log and the webhook.
 
 Each step is idempotent per date, so a retry or a backfill rerun replaces ``D``'s outputs.
+:func:`build_flow` declares the flow; the registry (``dotjoin.cli.registry``) holds the one built.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,11 @@ from dotjoin.pipelines.api_ingest.common import load_cities
 from dotjoin.pipelines.flow_steps import ingest_transit, ingest_weather, notify_step, summary
 from dotjoin.platform.warehouse import open_warehouse
 
-SEED = 7
-START = date(2024, 3, 1)  # the flow's first date, and day 0 of the generated shop
+START = date(2024, 3, 1)  # the flow's first date, and day 0 of the shop's history
+
+#: ``(day, out_dir)``: write every export the upstream has produced up to ``day`` into ``out_dir`` — the
+#: shop's files of every day since :data:`START`, the IoT file of ``day``.
+Exports = Callable[[date, Path], None]
 
 
 def nightly_settings(settings: Settings) -> Settings:
@@ -46,23 +51,20 @@ def nightly_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"lake": lake})
 
 
-def exports_for(day: date, out_dir: Path, landed: Collection[str]) -> Path:
+def exports_for(day: date, out_dir: Path, landed: Collection[str], *, exports: Exports) -> Path:
     """The exports to land for ``day``, in ``out_dir/<day>/`` (rewritten each time).
 
-    The shop is generated from ``START`` to ``day`` as one sequential history, so ids never collide
-    between dates and a day's files are the same whatever the run order. ``day``'s files are always
-    included; an earlier day's shop files only if the raw zone lacks them (``landed``: raw file names) —
-    customers and products referenced on ``day`` were created then. IoT readings stand alone per day.
+    ``exports`` writes the upstream's history up to ``day``; ``day``'s files are always included, an
+    earlier day's shop files only if the raw zone lacks them (``landed``: raw file names) — customers and
+    products referenced on ``day`` were created then. IoT readings stand alone per day.
     """
-    from dotjoin.pipelines.lakehouse import ecommerce_gen, iot_gen
-
     if day < START:
         raise ConfigError(f"nightly starts on {START}; {day} is before its first date")
     scratch, incoming = out_dir / "_generating", out_dir / day.isoformat()
     for path in (scratch, incoming):
         shutil.rmtree(path, ignore_errors=True)
-    ecommerce_gen.generate(scratch, days=(day - START).days + 1, seed=SEED, start=START)
-    iot_gen.generate(scratch, days=1, seed=SEED, start=day)
+    scratch.mkdir(parents=True)
+    exports(day, scratch)
     incoming.mkdir(parents=True)
     for file in scratch.iterdir():
         if file.stem.endswith(day.isoformat()) or file.name not in landed:
@@ -71,22 +73,27 @@ def exports_for(day: date, out_dir: Path, landed: Collection[str]) -> Path:
     return incoming
 
 
-def lakehouse_staging(ctx: StepContext) -> dict[str, Any]:
-    """Land the date's shop and IoT exports in the raw zone; replace the date in the staging tables."""
-    from dotjoin.pipelines.lakehouse import raw
-    from dotjoin.pipelines.lakehouse.pipeline import run
-    from dotjoin.platform.lake import open_lake
+def staging_step(exports: Exports) -> Callable[[StepContext], dict[str, Any]]:
+    """The ``lakehouse_staging`` step, landing what ``exports`` writes."""
 
-    day, settings = ctx.logical_date, nightly_settings(ctx.settings)
-    with open_lake(settings) as lake:
-        raw_zone = Path(lake.zone_path("raw"))
-    landed = {Path(name).name for name in raw.read_manifest(raw_zone, "ecommerce")}
-    incoming = exports_for(day, settings.resolve("nightly"), landed)
-    report = run(settings, input_dir=incoming, today=day + timedelta(days=1), build=False)
-    meta = summary(report)
-    meta["staging_tables"] = sorted(o.name for o in report.outputs)
-    meta["files"] = len(list(incoming.iterdir()))
-    return meta
+    def lakehouse_staging(ctx: StepContext) -> dict[str, Any]:
+        """Land the date's shop and IoT exports in the raw zone; replace the date in the staging tables."""
+        from dotjoin.pipelines.lakehouse import raw
+        from dotjoin.pipelines.lakehouse.pipeline import run
+        from dotjoin.platform.lake import open_lake
+
+        day, settings = ctx.logical_date, nightly_settings(ctx.settings)
+        with open_lake(settings) as lake:
+            raw_zone = Path(lake.zone_path("raw"))
+        landed = {Path(name).name for name in raw.read_manifest(raw_zone, "ecommerce")}
+        incoming = exports_for(day, settings.resolve("nightly"), landed, exports=exports)
+        report = run(settings, input_dir=incoming, today=day + timedelta(days=1), build=False)
+        meta = summary(report)
+        meta["staging_tables"] = sorted(o.name for o in report.outputs)
+        meta["files"] = len(list(incoming.iterdir()))
+        return meta
+
+    return lakehouse_staging
 
 
 def dbt_build(ctx: StepContext) -> dict[str, Any]:
@@ -140,24 +147,28 @@ def _describe(ctx: StepContext) -> str:
     return f"{hours} city-hours of weather, {arrivals} arrivals, {marts} marts: all checks passed"
 
 
-FLOW = Flow(
-    name="nightly",
-    description="weather + transit ingestion -> lakehouse staging -> dbt build -> quality checks -> notify",
-    start_date=START,
-    schedule="0 2 * * *",  # 02:00 UTC: yesterday's data is complete upstream
-    tags=("ingest", "lakehouse", "dbt"),
-    steps=(
-        Step("ingest_weather", ingest_weather, retries=3, retry_delay_s=30, timeout_s=900),
-        Step("ingest_transit", ingest_transit, retries=3, retry_delay_s=30, timeout_s=900),
-        Step("lakehouse_staging", lakehouse_staging, retries=2, timeout_s=1800),
-        Step("dbt_build", dbt_build, upstream=("lakehouse_staging",), retries=1, timeout_s=1800),
-        Step(
-            "quality_checks",
-            quality_checks,
-            upstream=("ingest_weather", "ingest_transit", "dbt_build"),
-            retries=1,
-            timeout_s=300,
+def build_flow(exports: Exports) -> Flow:
+    """The nightly flow, its lakehouse fed by ``exports``."""
+    return Flow(
+        name="nightly",
+        description=(
+            "weather + transit ingestion -> lakehouse staging -> dbt build -> quality checks -> notify"
         ),
-        Step("notify", notify_step(_describe), upstream=("quality_checks",), retries=1, timeout_s=60),
-    ),
-)
+        start_date=START,
+        schedule="0 2 * * *",  # 02:00 UTC: yesterday's data is complete upstream
+        tags=("ingest", "lakehouse", "dbt"),
+        steps=(
+            Step("ingest_weather", ingest_weather, retries=3, retry_delay_s=30, timeout_s=900),
+            Step("ingest_transit", ingest_transit, retries=3, retry_delay_s=30, timeout_s=900),
+            Step("lakehouse_staging", staging_step(exports), retries=2, timeout_s=1800),
+            Step("dbt_build", dbt_build, upstream=("lakehouse_staging",), retries=1, timeout_s=1800),
+            Step(
+                "quality_checks",
+                quality_checks,
+                upstream=("ingest_weather", "ingest_transit", "dbt_build"),
+                retries=1,
+                timeout_s=300,
+            ),
+            Step("notify", notify_step(_describe), upstream=("quality_checks",), retries=1, timeout_s=60),
+        ),
+    )

@@ -11,7 +11,7 @@ from dotjoin.orchestration.steps import StepContext, execute
 from dotjoin.pipelines.stocks.flow import FLOW
 from dotjoin.pipelines.stocks.load import TABLE, partition_checksum
 from dotjoin.platform.warehouse import open_warehouse
-from dotjoin.sources.stocks import StockSource
+from dotjoin.simulate.sources.stocks import StockSource
 
 SYMBOLS = ("aapl.us", "msft.us", "spy.us")
 Metadata = dict[str, dict[str, Any]]

@@ -18,7 +18,7 @@ from dotjoin.orchestration.steps import StepFailed
 from dotjoin.pipelines.stocks.flow import FLOW
 from dotjoin.platform.runs import RunStore
 from dotjoin.platform.warehouse import open_warehouse
-from dotjoin.sources.app import FaultConfig, SourceState, running
+from dotjoin.simulate.sources.app import FaultConfig, SourceState, running
 from tests.unit.pipelines.stocks.support import (
     SYMBOLS,
     checksum,

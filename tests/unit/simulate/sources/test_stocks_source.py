@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from dotjoin.pipelines.stocks.trading_days import trading_days
-from dotjoin.sources.app import FaultConfig, SourceState, running
-from dotjoin.sources.stocks import HEADER, StockSource
+from dotjoin.simulate.sources.app import FaultConfig, SourceState, running
+from dotjoin.simulate.sources.stocks import HEADER, StockSource
 
 HEADER_LINE = "Date,Open,High,Low,Close,Volume"
 

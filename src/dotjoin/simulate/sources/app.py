@@ -9,7 +9,7 @@ Endpoints (same paths as the real services, so a base URL is all a client change
 * ``GET /gtfs-rt/trip-updates?date=YYYY-MM-DD`` — GTFS-realtime TripUpdates (protobuf) of that service
   date (default: today, UTC). ``date`` is our extension: a real feed serves only "now".
 * ``GET /q/d/l/?s=<symbol>&d1=YYYYMMDD&d2=YYYYMMDD&i=d`` — Stooq daily quotes as CSV, or ``No data``
-  (see :mod:`dotjoin.sources.stocks`); without ``d1``/``d2`` the whole series, as Stooq does.
+  (see :mod:`dotjoin.simulate.sources.stocks`); without ``d1``/``d2`` the whole series, as Stooq does.
 * ``GET /health`` — never faulty.
 
 Faults (all seeded): ``fail_first`` answers 503 to the first N requests (deterministic: "the upstream
@@ -36,9 +36,9 @@ from datetime import UTC, date, datetime
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from dotjoin.sources.stocks import StockSource, parse_day, render
-from dotjoin.sources.transit import TransitSource
-from dotjoin.sources.weather import (
+from dotjoin.simulate.sources.stocks import StockSource, parse_day, render
+from dotjoin.simulate.sources.transit import TransitSource
+from dotjoin.simulate.sources.weather import (
     HOURS_PER_PAGE,
     VARIABLES,
     WeatherSource,

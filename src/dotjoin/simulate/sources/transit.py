@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 
 from google.transit import gtfs_realtime_pb2
 
-from dotjoin.sources.weather import mix64
+from dotjoin.simulate.sources.weather import mix64
 
 AGENCY_ID = "DJT"
 SERVICE_ID = "DAILY"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from dotjoin.pipelines.stocks.trading_days import is_trading_day
-from dotjoin.sources.weather import mix64
+from dotjoin.simulate.sources.weather import mix64
 
 HEADER = "Date,Open,High,Low,Close,Volume"
 NO_DATA = b"No data"
