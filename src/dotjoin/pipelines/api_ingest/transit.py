@@ -16,14 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from dotjoin.config import Settings
 from dotjoin.pipelines.api_ingest import store
 from dotjoin.pipelines.api_ingest.common import Progress, client, endpoints, plan_days
 from dotjoin.pipelines.api_ingest.gtfs import GtfsFeed, parse_time, read_feed
 from dotjoin.pipelines.api_ingest.gtfs_rt import RealtimeParse, parse_trip_updates
-from dotjoin.platform.http import BodyError, FailedRequest
+from dotjoin.platform.http import BodyError, FailedRequest, Response
 from dotjoin.platform.quality.quarantine import Quarantine
 from dotjoin.platform.runs import Run, RunReport, start_run
 from dotjoin.platform.warehouse import open_warehouse
@@ -92,13 +90,13 @@ def static_rows(feed: GtfsFeed, name: str) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _parse_zip(response: httpx.Response) -> bytes:
+def _parse_zip(response: Response) -> bytes:
     if not response.content.startswith(b"PK"):
         raise BodyError("the GTFS static answer is not a zip file")
     return response.content
 
 
-def _parse_rt(response: httpx.Response) -> bytes:
+def _parse_rt(response: Response) -> bytes:
     return response.content
 
 

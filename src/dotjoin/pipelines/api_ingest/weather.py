@@ -16,8 +16,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from dotjoin.config import Settings
 from dotjoin.exceptions import DotjoinError
 from dotjoin.pipelines.api_ingest import store
@@ -37,7 +35,7 @@ from dotjoin.pipelines.api_ingest.openmeteo import (
     normalise,
     parse_json,
 )
-from dotjoin.platform.http import BodyError, FailedRequest
+from dotjoin.platform.http import BodyError, FailedRequest, Response
 from dotjoin.platform.quality.quarantine import Quarantine
 from dotjoin.platform.runs import Run, RunReport, start_run
 from dotjoin.platform.warehouse import open_warehouse
@@ -72,7 +70,7 @@ class _Totals:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _parse(response: httpx.Response) -> WeatherDoc:
+def _parse(response: Response) -> WeatherDoc:
     try:
         docs = parse_json(response.content)
     except WeatherFormatError as exc:

@@ -20,14 +20,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from dotjoin.config import IngestSettings, Settings
 from dotjoin.exceptions import ConfigError
 from dotjoin.orchestration.steps import StepContext
 from dotjoin.pipelines.api_ingest.common import client
 from dotjoin.pipelines.stocks.parse import COLUMNS, NO_DATA
-from dotjoin.platform.http import BodyError, FailedRequest
+from dotjoin.platform.http import BodyError, FailedRequest, Response
 from dotjoin.platform.lake import open_lake
 
 logger = logging.getLogger(__name__)
@@ -80,7 +78,7 @@ def raw_dir(settings: Settings, day: date) -> Path:
     return Path(zone) / RAW_SOURCE / f"trade_date={day.isoformat()}"
 
 
-def accept(response: httpx.Response) -> bytes:
+def accept(response: Response) -> bytes:
     """The body if it is a Stooq answer (its CSV header, or ``No data``); else retry (:class:`BodyError`).
 
     A 200 that is neither — an HTML error page, "Exceeded the daily hits limit" — is retried, then fails

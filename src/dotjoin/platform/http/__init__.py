@@ -3,6 +3,8 @@ concurrency, timeouts, and a record of every failed attempt."""
 
 from __future__ import annotations
 
+from httpx import Response  # what a ``parse`` callback receives: pipelines never import httpx themselves
+
 from dotjoin.platform.http.client import (
     BodyError,
     FailedRequest,
@@ -18,6 +20,7 @@ __all__ = [
     "FailedRequest",
     "HttpStatusError",
     "ResilientClient",
+    "Response",
     "RetriesExhaustedError",
     "RetryPolicy",
     "parse_retry_after",
