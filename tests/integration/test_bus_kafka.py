@@ -14,6 +14,7 @@ from dotjoin.config import Settings, load_settings
 from dotjoin.exceptions import NotFoundError, ServiceUnavailableError, TerminalError
 from dotjoin.platform.bus import DLQ_SUFFIX, Message, open_bus
 from dotjoin.platform.bus.kafka_backend import KafkaBus
+from dotjoin.platform.bus.partitioner import partition_for
 
 JOIN_TIMEOUT = 20.0  # a group's first assignment takes a few seconds
 
@@ -91,6 +92,36 @@ def test_messages_of_one_key_stay_in_order_in_one_stable_partition(
     assert all(len(p) == 1 for p in partitions.values())
     assert len({next(iter(p)) for p in partitions.values()}) > 1
     assert bus.topic_partitions(topic) == 4
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("partitions", [3, 8])
+def test_a_key_lands_on_the_same_partition_in_kafka_and_in_the_embedded_log(
+    bus: KafkaBus, unique_name: str, tmp_path: Path, partitions: int
+) -> None:
+    # Lengths 0..40 (every murmur2 tail), binary keys, and the librdkafka/Kafka test-vector keys.
+    keys = [b"", b"21", b"foobar", b"kafka", b"\x00\xff\x80", *(f"user-{i}".encode() for i in range(400))]
+    keys += [bytes(range(n)) for n in range(1, 41)]
+    bus.create_topic(unique_name, partitions=partitions)
+    try:
+        with bus.producer() as producer:
+            for i, key in enumerate(keys):
+                producer.produce(unique_name, str(i).encode(), key=key)
+        in_kafka = {int(m.value): m.partition for m in _read(bus, unique_name, unique_name, len(keys))}
+    finally:
+        bus.delete_topic(unique_name)
+    embedded = open_bus(load_settings(profile="local", cwd=tmp_path, env={}))
+    embedded.create_topic(unique_name, partitions=partitions)
+    with embedded.producer() as producer:
+        for i, key in enumerate(keys):
+            producer.produce(unique_name, str(i).encode(), key=key)
+    in_embedded: dict[int, int] = {}
+    with embedded.consumer("g", [unique_name]) as consumer:
+        while batch := consumer.consume(1000, timeout=0.2):
+            in_embedded.update((int(m.value), m.partition) for m in batch)
+    assert len(in_kafka) == len(in_embedded) == len(keys)
+    assert in_kafka == in_embedded == {i: partition_for(key, partitions) for i, key in enumerate(keys)}
+    assert len(set(in_kafka.values())) == partitions
 
 
 @pytest.mark.kafka

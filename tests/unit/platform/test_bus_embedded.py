@@ -20,6 +20,7 @@ from dotjoin.exceptions import ConfigError, MissingDependencyError, NotFoundErro
 from dotjoin.platform.bus import DLQ_SUFFIX, Message, open_bus
 from dotjoin.platform.bus.embedded import EmbeddedBus
 from dotjoin.platform.bus.embedded_log import INDEX_ENTRY, INDEX_INTERVAL
+from dotjoin.platform.bus.partitioner import partition_for
 
 
 @pytest.fixture
@@ -103,8 +104,21 @@ def test_partition_of_a_key_is_stable_across_producers_and_restarts(
                 producer.produce(unique_name, str(attempt).encode(), key=key)
         ours = [m for m in _drain(bus, f"g{attempt}", unique_name) if m.value == str(attempt).encode()]
         placements.append({m.key: m.partition for m in ours})
-    assert placements[0] == placements[1] == {k: zlib.crc32(k) % 4 for k in keys}
+    assert placements[0] == placements[1] == {k: partition_for(k, 4) for k in keys}  # Kafka's murmur2
     assert len(set(placements[0].values())) == 4
+
+
+def test_a_topic_from_before_murmur2_keeps_its_crc32_placement(bus: EmbeddedBus, unique_name: str) -> None:
+    bus.create_topic(unique_name, partitions=4)
+    meta = bus.topic_dir(unique_name) / "meta.json"
+    assert json.loads(meta.read_text())["partitioner"] == "murmur2"
+    meta.write_text(json.dumps({"name": unique_name, "partitions": 4}))  # as written before the switch
+    keys = [f"k{i}".encode() for i in range(200)]
+    with bus.producer() as producer:
+        for key in keys:
+            producer.produce(unique_name, b"v", key=key)
+    placed = {m.key: m.partition for m in _drain(bus, "g", unique_name)}
+    assert placed == {k: zlib.crc32(k) % 4 for k in keys} != {k: partition_for(k, 4) for k in keys}
 
 
 def test_keyless_messages_are_spread_round_robin(bus: EmbeddedBus, unique_name: str) -> None:

@@ -2,16 +2,20 @@
 
 Layout under ``settings.resolve(settings.bus.path)``::
 
-    topics/<topic>/meta.json           {"partitions": N}
+    topics/<topic>/meta.json           {"name": ..., "partitions": N, "partitioner": "murmur2"}
     topics/<topic>/<p>.log, <p>.index  one segment and its sparse index per partition (embedded_log.py)
     groups/<group>/<topic>.offsets     committed offsets {partition: [offset, byte position]}
     groups/<group>/<topic>.lock        held (flock) by the consumer that owns the topic for the group
 
-Partitioning: ``crc32(key) % partitions`` (the same hash as librdkafka's ``consistent`` partitioner),
-keyless messages round-robin. Producers buffer records per partition and append one batch per write
-(every :data:`BATCH_BYTES` and on :meth:`EmbeddedProducer.flush`, which also fsyncs); writers in any
-number of processes serialise on ``flock``. Records become visible to consumers when their batch is
-written, durable when ``flush`` returns.
+Partitioning: Kafka's default, ``toPositive(murmur2(key)) % partitions`` (:mod:`.partitioner`; the Kafka
+backend's ``murmur2_random`` is the same), so a key lands on the same partition number in the embedded
+log and in a Kafka topic of as many partitions; keyless messages round-robin. Topics created before the
+switch (no ``partitioner`` in ``meta.json``) keep ``crc32(key) % partitions``, so their keys stay put.
+
+Producers buffer records per partition and append one batch per write (every :data:`BATCH_BYTES` and on
+:meth:`EmbeddedProducer.flush`, which also fsyncs); writers in any number of processes serialise on
+``flock``. Records become visible to consumers when their batch is written, durable when ``flush``
+returns.
 
 Consumer groups: one consumer of a group owns *all* partitions of a topic, by holding an exclusive
 ``flock`` on ``groups/<group>/<topic>.lock``. Other consumers of the group (in this process or another)
@@ -36,7 +40,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from zlib import crc32
+from typing import Any
 
 from dotjoin.config import Settings
 from dotjoin.exceptions import ConfigError, NotFoundError, TerminalError
@@ -47,6 +51,7 @@ from dotjoin.platform.bus.embedded_log import (
     PartitionWriter,
     encode_record,
 )
+from dotjoin.platform.bus.partitioner import Hash, KeyPartitioner
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +116,8 @@ class EmbeddedBus(Bus):
         for p in range(count):
             for suffix in (".log", ".index"):
                 (staged / f"{p}{suffix}").touch()
-        (staged / "meta.json").write_text(json.dumps({"name": name, "partitions": count}))
+        meta = {"name": name, "partitions": count, "partitioner": "murmur2"}
+        (staged / "meta.json").write_text(json.dumps(meta))
         _fsync_dir(staged)
         try:
             os.rename(staged, target)
@@ -137,11 +143,18 @@ class EmbeddedBus(Bus):
         logger.info("deleted topic %s", name)
 
     def topic_partitions(self, name: str) -> int:
+        return int(self._meta(name)["partitions"])
+
+    def topic_partitioner(self, name: str) -> Hash:
+        """How ``name`` places keys: ``murmur2``, or ``crc32`` for a topic created before the switch."""
+        return "murmur2" if self._meta(name).get("partitioner") == "murmur2" else "crc32"
+
+    def _meta(self, name: str) -> dict[str, Any]:
         try:
-            meta = json.loads((self.topic_dir(name) / "meta.json").read_text())
+            meta: dict[str, Any] = json.loads((self.topic_dir(name) / "meta.json").read_text())
         except FileNotFoundError:
             raise NotFoundError(f"topic {name!r} does not exist in {self.root}") from None
-        return int(meta["partitions"])
+        return meta
 
     def producer(self) -> EmbeddedProducer:
         return EmbeddedProducer(self)
@@ -153,10 +166,11 @@ class EmbeddedBus(Bus):
 class _TopicOut:
     """A producer's state for one topic: writers and pending batches per partition."""
 
-    __slots__ = ("bufs", "counts", "n", "rr", "writers")
+    __slots__ = ("bufs", "counts", "n", "placer", "rr", "writers")
 
-    def __init__(self, directory: Path, partitions: int) -> None:
+    def __init__(self, directory: Path, partitions: int, hash: Hash) -> None:
         self.n = partitions
+        self.placer = KeyPartitioner(partitions, hash=hash)
         self.rr = 0
         self.bufs = [bytearray() for _ in range(partitions)]
         self.counts = [0] * partitions
@@ -178,7 +192,10 @@ class EmbeddedProducer(Producer):
         if not (directory / "meta.json").exists():
             logger.info("topic %s does not exist; creating it (like Kafka's auto-create)", topic)
             self._bus.create_topic(topic)
-        out = self._topics[topic] = _TopicOut(directory, self._bus.topic_partitions(topic))
+        bus = self._bus
+        out = self._topics[topic] = _TopicOut(
+            directory, bus.topic_partitions(topic), bus.topic_partitioner(topic)
+        )
         return out
 
     def produce(
@@ -194,7 +211,9 @@ class EmbeddedProducer(Producer):
             p = t.rr
             t.rr = (p + 1) % t.n
         else:
-            p = crc32(key) % t.n
+            p = t.placer.known.get(key)
+            if p is None:
+                p = t.placer.place(key)
         buf = t.bufs[p]
         ts = time.time_ns() // 1_000_000
         if headers:

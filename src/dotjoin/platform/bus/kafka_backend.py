@@ -48,7 +48,7 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "compression.type": "lz4",
     "queue.buffering.max.messages": 500_000,
     "delivery.report.only.error": True,
-    "partitioner": "murmur2_random",  # what Java clients (Connect, Debezium, Spark) use
+    "partitioner": "murmur2_random",  # Java clients' (Connect, Debezium, Spark) and the embedded log's
 }
 #: Consumer settings of the adapter (``group.id`` is added per consumer).
 CONSUMER_CONFIG: dict[str, Any] = {
