@@ -46,11 +46,14 @@ ReportOption = Annotated[Path | None, typer.Option("--report", help="Also write 
 
 
 def _dates(day: str | None, since: str | None, until: str | None) -> tuple[date | None, date | None]:
+    from dotjoin.pipelines.api_ingest.common import check_not_future
+
     if day and (since or until):
         raise typer.BadParameter("give --date, or --since/--until, not both")
     try:
         if day:
             one = date.fromisoformat(day)
+            check_not_future(one, None, options=("--date", "--date"))
             return one, one
         first = date.fromisoformat(since) if since else None
         last = date.fromisoformat(until) if until else first
@@ -58,6 +61,7 @@ def _dates(day: str | None, since: str | None, until: str | None) -> tuple[date 
         raise typer.BadParameter(f"dates are YYYY-MM-DD: {exc}") from exc
     if last is not None and first is None:
         raise typer.BadParameter("--until needs --since")
+    check_not_future(first, last)
     return first, last
 
 

@@ -21,9 +21,10 @@ from dotjoin.exceptions import DataError, DotjoinError
 from dotjoin.pipelines.csv_etl.config import COMMITS_FILE, SALES_FILE, FileSpec
 from dotjoin.platform.files import AmbiguousInputError, DelimitedReader, DialectOptions, InputFileError
 from dotjoin.platform.files.encoding import detect_encoding
+from dotjoin.platform.files.encoding import invalid_utf8_records as _invalid_utf8_records
 from dotjoin.platform.files.framing import frame, frame_slow
 from dotjoin.platform.files.header import detect_dialect, header_key
-from dotjoin.platform.files.reader import BLOCK_BYTES, _invalid_utf8_records
+from dotjoin.platform.files.reader import BLOCK_BYTES
 from dotjoin.simulate.csv_etl.generator import generate
 from tests.unit.pipelines.test_csv_generator import COMMITS_HEADER, SALES_HEADER, decode, read_records
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from typing import Any
 
@@ -16,6 +18,7 @@ from dotjoin.platform.http import (
     ResilientClient,
     RetriesExhaustedError,
     RetryPolicy,
+    UnusableUrlError,
 )
 
 FAST = RetryPolicy(max_attempts=4, base_delay_s=0.001, max_delay_s=2.0, timeout_s=5)
@@ -109,3 +112,64 @@ def test_connection_errors_are_retried() -> None:
     failures: list[FailedRequest] = []
     assert _get(httpx.MockTransport(handler), failures) == 2
     assert failures[0].status is None and "RemoteProtocolError" in failures[0].error
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://x/data", "scheme 'ftp' is not http or https"),
+        ("http://[::1", "not a valid URL"),
+        ("http://127.0.0.1:99999/x", "port 99999 is not in 1..65535"),
+        ("http://exa mple.com/x", "is not a host name or address"),
+        ("127.0.0.1:8765/x", "no http:// or https://"),
+    ],
+)
+def test_a_url_that_can_never_work_fails_at_once_and_is_not_retried(url: str, problem: str) -> None:
+    transport, seen = _serve([httpx.Response(200, json=1)])
+    failures: list[FailedRequest] = []
+
+    async def main() -> None:
+        async with ResilientClient(
+            source="t", policy=FAST, transport=transport, on_failure=failures.append
+        ) as c:
+            with pytest.raises(UnusableUrlError, match=re.escape(problem)):
+                await c.get(url, parse=lambda r: r.json())
+            assert (c.requests, c.requests_failed) == (1, 1) and c.first_error and problem in c.first_error
+
+    asyncio.run(main())
+    assert seen == []  # never sent
+    assert [(f.attempt, f.will_retry) for f in failures] == [(1, False)]
+
+
+def test_an_unsupported_protocol_from_the_transport_is_terminal() -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        raise httpx.UnsupportedProtocol("Request URL has an unsupported protocol")
+
+    failures: list[FailedRequest] = []
+    with pytest.raises(UnusableUrlError, match="unsupported protocol"):
+        _get(httpx.MockTransport(handler), failures)
+    assert calls["n"] == 1 and [f.will_retry for f in failures] == [False]
+
+
+def test_retries_log_one_line_per_host_and_kind_of_failure(caplog: pytest.LogCaptureFixture) -> None:
+    transport, _ = _serve([httpx.Response(503)])
+    failures: list[FailedRequest] = []
+
+    async def main() -> None:
+        async with ResilientClient(
+            source="t", policy=FAST, transport=transport, on_failure=failures.append
+        ) as c:
+            for _ in range(3):
+                with pytest.raises(RetriesExhaustedError):
+                    await c.get("http://upstream.test/x", parse=lambda r: r.json())
+            assert (c.requests, c.requests_failed) == (3, 3)
+
+    with caplog.at_level(logging.INFO, logger="dotjoin.platform.http"):
+        asyncio.run(main())
+    assert len(failures) == 3 * FAST.max_attempts  # every attempt is still recorded...
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(shown) == 1, [r.getMessage() for r in shown]  # ...but logged once
+    assert "upstream.test" in shown[0].getMessage() and "HTTP 503" in shown[0].getMessage()

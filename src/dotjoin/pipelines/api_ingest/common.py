@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from dotjoin.config import IngestSettings, Settings
-from dotjoin.exceptions import ConfigError
-from dotjoin.platform.http import FailedRequest, ResilientClient, RetryPolicy
+from dotjoin.exceptions import ConfigError, DotjoinError
+from dotjoin.platform.http import FailedRequest, ResilientClient, RetryPolicy, url_problem
+
+T = TypeVar("T")
 
 #: (done, total, label) -> None; the CLI draws a progress bar with it.
 Progress = Callable[[int, int, str], None]
@@ -46,6 +51,56 @@ class Endpoints:
     gtfs_rt: str
 
 
+class AllRequestsFailedError(DotjoinError):
+    """Every request of a run failed: nothing was fetched (the message has the first error)."""
+
+
+def check_base_url(cfg: IngestSettings, base_url: str | None) -> None:
+    """Refuse a base URL that can never work, naming where it came from (before any request).
+
+    >>> check_base_url(IngestSettings(), "http://127.0.0.1:8765")
+    >>> check_base_url(IngestSettings(), "ftp://x")
+    Traceback (most recent call last):
+    dotjoin.exceptions.ConfigError: --base-url 'ftp://x': scheme 'ftp' is not http or https
+    """
+    url, origin = (base_url, "--base-url") if base_url else (cfg.base_url, "[ingest] base_url")
+    if url:
+        problem = url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"{origin} {url!r}: {problem}")
+
+
+def check_not_future(
+    since: date | None,
+    until: date | None,
+    *,
+    today: date | None = None,
+    options: tuple[str, str] = ("--since", "--until"),
+) -> None:
+    """Refuse days after today (UTC): no source has them yet, and a cursor must never claim them.
+
+    >>> check_not_future(date(2024, 1, 1), date(2030, 1, 1), today=date(2026, 1, 1))
+    Traceback (most recent call last):
+    dotjoin.exceptions.ConfigError: --until 2030-01-01 is in the future (today is 2026-01-01 UTC)
+    """
+    today = today or datetime.now(UTC).date()
+    for option, day in zip(options, (since, until), strict=True):
+        if day is not None and day > today:
+            raise ConfigError(f"{option} {day} is in the future (today is {today} UTC)")
+
+
+async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
+    """``asyncio.gather`` that, when one awaitable fails, cancels and awaits the others before raising
+    (no task outlives the client it uses, no "Task exception was never retrieved")."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def endpoints(cfg: IngestSettings, base_url: str | None = None) -> Endpoints:
     """The four source URLs: all under ``base_url`` (or ``[ingest] base_url``) if set, else the real ones.
 
@@ -77,20 +132,63 @@ def client(cfg: IngestSettings, source: str, failures: list[FailedRequest]) -> R
     )
 
 
+CITY_COLUMNS = ("name", "latitude", "longitude")
+_RANGES = {"latitude": 90.0, "longitude": 180.0}
+
+
+def _coordinate(row: dict[str | None, str | None], field: str, where: str) -> float:
+    text = (row.get(field) or "").strip()
+    if not text:
+        raise ConfigError(f"{where}: {field} is empty")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{where}: {field} {text!r} is not a number") from None
+    limit = _RANGES[field]
+    if not math.isfinite(value) or not -limit <= value <= limit:
+        raise ConfigError(f"{where}: {field} {text} is not in -{limit:g}..{limit:g}")
+    return value
+
+
 def parse_cities(text: str, origin: str) -> list[City]:
-    """Cities from CSV with a ``name,latitude,longitude`` header.
+    """Cities from CSV with a ``name,latitude,longitude`` header: at least one, names unique, latitude in
+    -90..90 and longitude in -180..180. A bad file or row is one :class:`ConfigError` naming the file,
+    the line and the field.
 
     >>> parse_cities("name,latitude,longitude\\nOslo,59.91,10.75\\n", "x")
     [City(name='Oslo', latitude=59.91, longitude=10.75)]
+    >>> parse_cities("name,latitude,longitude\\nOslo,999,10.75\\n", "c.csv")
+    Traceback (most recent call last):
+    dotjoin.exceptions.ConfigError: c.csv:2: latitude 999 is not in -90..90
     """
-    cities = []
-    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        try:
-            cities.append(City(row["name"].strip(), float(row["latitude"]), float(row["longitude"])))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"{origin}:{line}: want name,latitude,longitude ({exc})") from exc
-    if len({c.name for c in cities}) != len(cities):
-        raise ConfigError(f"{origin}: city names must be unique")
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    header = [h.strip() for h in reader.fieldnames or []]
+    if not header:
+        raise ConfigError(f"{origin}: no cities: the file is empty (want a header {','.join(CITY_COLUMNS)})")
+    missing = [c for c in CITY_COLUMNS if c not in header]
+    if missing:
+        raise ConfigError(
+            f"{origin}:1: the header lacks {', '.join(missing)} (want {','.join(CITY_COLUMNS)}, got "
+            f"{','.join(header)})"
+        )
+    reader.fieldnames = header
+    cities: list[City] = []
+    seen: dict[str, int] = {}
+    start = 2
+    for row in reader:
+        where = f"{origin}:{start}"
+        name = (row.get("name") or "").strip()
+        if not name:
+            raise ConfigError(f"{where}: name is empty")
+        if name in seen:
+            raise ConfigError(f"{where}: name {name!r} repeats line {seen[name]} (city names must be unique)")
+        seen[name] = start
+        cities.append(City(name, _coordinate(row, "latitude", where), _coordinate(row, "longitude", where)))
+        start = reader.line_num + 1
+    if not cities:
+        raise ConfigError(
+            f"{origin}: no cities after the header (want one {','.join(CITY_COLUMNS)} per line)"
+        )
     return cities
 
 
@@ -101,9 +199,12 @@ def load_cities(settings: Settings, path: Path | None = None) -> list[City]:
     if path is None:
         return list(BUILTIN_CITIES)
     try:
-        return parse_cities(path.read_text(encoding="utf-8"), str(path))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read the cities file {path}: {exc}") from exc
+        raise ConfigError(f"cannot read the cities file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start})") from exc
+    return parse_cities(text, str(path))
 
 
 def days(start: date, end: date) -> Iterator[date]:

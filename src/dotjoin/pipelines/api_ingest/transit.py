@@ -18,7 +18,15 @@ from typing import Any
 
 from dotjoin.config import Settings
 from dotjoin.pipelines.api_ingest import store
-from dotjoin.pipelines.api_ingest.common import Progress, client, endpoints, plan_days
+from dotjoin.pipelines.api_ingest.common import (
+    Progress,
+    check_base_url,
+    check_not_future,
+    client,
+    endpoints,
+    gather_or_cancel,
+    plan_days,
+)
 from dotjoin.pipelines.api_ingest.gtfs import GtfsFeed, parse_time, read_feed
 from dotjoin.pipelines.api_ingest.gtfs_rt import RealtimeParse, parse_trip_updates
 from dotjoin.platform.http import BodyError, FailedRequest, Response
@@ -106,7 +114,7 @@ async def _fetch(
     urls = endpoints(settings.ingest, base_url)
     async with client(settings.ingest, SOURCE, failures) as http:
         static = await http.get(urls.gtfs_static, parse=_parse_zip)
-        answers = await asyncio.gather(
+        answers = await gather_or_cancel(
             *(http.get(urls.gtfs_rt, params={"date": d.isoformat()}, parse=_parse_rt) for d in service_days)
         )
     return static, dict(zip(service_days, answers, strict=True))
@@ -122,7 +130,13 @@ def run(
     report_path: Path | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    """Ingest the static feed, then the TripUpdates of each service date in ``since..until``."""
+    """Ingest the static feed, then the TripUpdates of each service date in ``since..until``.
+
+    Raises:
+        ConfigError: a base URL that can never work, or a day after today (UTC).
+    """
+    check_base_url(settings.ingest, base_url)
+    check_not_future(since, until)
     feed_name = settings.ingest.feed
     refetch = refetch or (since is not None and since == until)
     params = {"since": str(since), "until": str(until), "feed": feed_name, "refetch": refetch}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -20,8 +21,11 @@ from dotjoin.config import Settings
 from dotjoin.exceptions import DotjoinError
 from dotjoin.pipelines.api_ingest import store
 from dotjoin.pipelines.api_ingest.common import (
+    AllRequestsFailedError,
     City,
     Progress,
+    check_base_url,
+    check_not_future,
     client,
     endpoints,
     load_cities,
@@ -68,12 +72,20 @@ class _Totals:
     updated: int = 0
     windows: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    requests_failed: int = 0
+    first_error: str | None = None
 
 
 def _parse(response: Response) -> WeatherDoc:
     try:
         docs = parse_json(response.content)
     except WeatherFormatError as exc:
+        kind = response.headers.get("content-type", "").split(";")[0].strip()
+        if not response.content:
+            raise BodyError("an empty body, not Open-Meteo JSON") from exc
+        if kind and "json" not in kind:
+            raise BodyError(f"a {kind} answer, not Open-Meteo JSON") from exc
         raise BodyError(str(exc)) from exc
     if len(docs) != 1:
         raise BodyError(f"expected one location, got {len(docs)}")
@@ -93,6 +105,7 @@ class _Writer:
         self.quarantine = Quarantine(PIPELINE, run.run_id)
         self.totals = _Totals()
         self.incomplete: list[str] = []
+        self.last_complete = datetime.now(UTC).date() - timedelta(days=1)
 
     def flush(self, batch: list[_Fetched]) -> None:
         rows: list[dict[str, Any]] = []
@@ -118,8 +131,9 @@ class _Writer:
             if len(hourly.rows) != len(wanted):
                 self.incomplete.append(f"{item.city.name} {item.start}..{item.end}")
                 continue  # the cursor never covers a window with missing hours
+            end = min(item.end, self.last_complete)  # today is not over: the cursor never claims it
             current = cursors.get(item.city.name, self.state.get(item.city.name))
-            extended = store.extend(current, item.start, item.end)
+            extended = store.extend(current, item.start, end) if item.start <= end else None
             if extended is not None:
                 cursors[item.city.name] = extended
         if rows:
@@ -183,35 +197,55 @@ async def _ingest(
                     doc = await http.get(url, params=params, parse=_parse)
                 except DotjoinError as exc:  # this city stops here; its cursor stays before the gap
                     writer.totals.failed[city.name] = str(exc)
-                    logger.warning("weather: giving up on %s at %s: %s", city.name, start, exc)
+                    logger.debug("weather: giving up on %s at %s: %s", city.name, start, exc)
                     return
                 await queue.put(_Fetched(city, start, end, doc))
 
         producers = [asyncio.create_task(city_worker(c, w)) for c, w in plan if w]
-        pending: list[_Fetched] = []
-        rows, oldest = 0, 0.0
-        while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout=0.2)
-                if not pending:
-                    oldest = time.monotonic()
-                pending.append(item)
-                rows += len(item.doc.hours)
-                young = time.monotonic() - oldest < FLUSH_SECONDS
-                if rows < FLUSH_ROWS and young and not all(p.done() for p in producers):
-                    continue
-            except TimeoutError:
-                if not pending:
-                    if all(p.done() for p in producers) and queue.empty():
-                        break
-                    continue
-            await asyncio.to_thread(writer.flush, pending)
-            pending, rows = [], 0
-            if progress:
-                progress(writer.totals.windows, total, "weather windows")
-        for p in producers:
-            p.result()  # re-raise a bug in a worker, never swallow it
+        try:
+            await _drain(queue, producers, writer, total, progress)
+        finally:
+            # However the loop ended, no worker outlives the client: cancel, then collect every outcome.
+            for p in producers:
+                p.cancel()
+            outcomes = await asyncio.gather(*producers, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                raise outcome  # a bug in a worker, never swallowed
+        t = writer.totals
+        t.requests, t.requests_failed, t.first_error = http.requests, http.requests_failed, http.first_error
         writer.run.metric("http_attempts", http.attempts)
+
+
+async def _drain(
+    queue: asyncio.Queue[_Fetched],
+    producers: list[asyncio.Task[None]],
+    writer: _Writer,
+    total: int,
+    progress: Progress | None,
+) -> None:
+    """Commit what the workers fetch, in batches, until every worker is done and the queue is empty."""
+    pending: list[_Fetched] = []
+    rows, oldest = 0, 0.0
+    while True:
+        try:
+            item = await asyncio.wait_for(queue.get(), timeout=0.2)
+            if not pending:
+                oldest = time.monotonic()
+            pending.append(item)
+            rows += len(item.doc.hours)
+            young = time.monotonic() - oldest < FLUSH_SECONDS
+            if rows < FLUSH_ROWS and young and not all(p.done() for p in producers):
+                continue
+        except TimeoutError:
+            if not pending:
+                if all(p.done() for p in producers) and queue.empty():
+                    break
+                continue
+        await asyncio.to_thread(writer.flush, pending)
+        pending, rows = [], 0
+        if progress:
+            progress(writer.totals.windows, total, "weather windows")
 
 
 def run(
@@ -230,7 +264,13 @@ def run(
 
     A single explicit day (``since == until``) is always fetched; in a range, days the cursor marks
     complete are skipped unless ``refetch``.
+
+    Raises:
+        ConfigError: a base URL that can never work, a day after today (UTC), a bad cities file.
+        AllRequestsFailedError: every request failed (the run report is kept, failed).
     """
+    check_base_url(settings.ingest, base_url)
+    check_not_future(since, until)
     cities = cities if cities is not None else load_cities(settings, cities_file)
     refetch = refetch or (since is not None and since == until)
     params = {"since": str(since), "until": str(until), "cities": len(cities), "refetch": refetch}
@@ -272,6 +312,13 @@ def run(
             "rows_per_s": t.input / max(elapsed, 1e-9),
         }.items():
             run.metric(name, value)
+        if t.requests and t.requests_failed == t.requests:  # nothing fetched: checks would say no more
+            # The query strings are in ingest_errors; the line names the endpoint.
+            first = re.sub(r"(https?://[^\s?]*)\?\S*", r"\1", t.first_error or "")
+            which = "the only request" if t.requests == 1 else f"all {t.requests} requests"
+            raise AllRequestsFailedError(
+                f"ingest weather: {which} failed; first error: {first} (see ingest_errors)"
+            )
         run.check_accounting()
         run.check(
             "all_cities_fetched",
@@ -281,6 +328,10 @@ def run(
             detail="; ".join(f"{c}: {e}" for c, e in t.failed.items())[:1000] or None,
         )
         _check_contiguous(run, wh, plan, writer.incomplete)
+        if t.failed:
+            names = ", ".join(sorted(t.failed)[:5]) + (", ..." if len(t.failed) > 5 else "")
+            logger.warning("weather: gave up on %d of %d cities (%s); see ingest_errors", len(t.failed),
+                           len(cities), names)  # fmt: skip
     return run.report
 
 

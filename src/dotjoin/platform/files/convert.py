@@ -45,7 +45,7 @@ class Converted:
         table: typed columns (rows that cannot load hold NULLs there).
         reason: per row, the first reason it cannot load, or None.
         detail: per row, the column that failed (for the quarantine).
-        naive: per timestamp column, how many loaded values had no offset (read in the column's zone).
+        naive: per timestamp column, how many values of loadable rows had no offset (read in its zone).
     """
 
     table: pa.Table
@@ -142,7 +142,7 @@ def convert(strings: pa.Table, table: Table) -> Converted:
     reason: np.ndarray = np.full(n, None, dtype=object)
     detail: np.ndarray = np.full(n, None, dtype=object)
     columns: dict[str, pa.Array] = {}
-    naive_counts: dict[str, int] = {}
+    naive_masks: dict[str, np.ndarray] = {}
     for prop in table.properties:
         raw = strings.column(prop.name).combine_chunks()
         values = normalise(raw, prop)
@@ -155,8 +155,10 @@ def convert(strings: pa.Table, table: Table) -> Converted:
         if bad.any():
             reason[bad], detail[bad] = _REASON.get(prop.logicalType, "bad_value"), prop.name
         if prop.logicalType == "timestamp":
-            naive_counts[prop.name] = int(np.count_nonzero(naive & ~null))
+            naive_masks[prop.name] = naive & ~null
         columns[prop.name] = pc.if_else(
             pa.array(null | ~ok), pa.scalar(None, ARROW_TYPES[prop.logicalType]), typed
         )
+    loads = reason == None  # noqa: E711
+    naive_counts = {name: int(np.count_nonzero(mask & loads)) for name, mask in naive_masks.items()}
     return Converted(pa.table(columns), reason.tolist(), detail.tolist(), naive_counts)

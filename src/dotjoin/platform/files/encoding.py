@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dotjoin.platform.files.errors import AmbiguousInputError, InputFileError
+from dotjoin.platform.files.framing import Framed
 
 logger = logging.getLogger(__name__)
 
@@ -238,3 +239,65 @@ def detect_encoding(
     return EncodingGuess(
         "utf-8", 0, round(confidence, 4), evidence + f"; non-UTF-8 records decode as {REPAIR_CODEC}"
     )
+
+
+def invalid_utf8_records(data: bytes, framed: Framed) -> list[int]:
+    """Indices of the framed records whose bytes are not valid UTF-8 (as Python's decoder rules).
+
+    Vectorised over the non-ASCII bytes only: every lead byte (C2-DF, E0-EF, F0-F4) must be followed
+    by its 1-3 continuation bytes (80-BF; E0, ED, F0 and F4 restrict the second byte: no overlong
+    forms, surrogates or code points above U+10FFFF), no other byte may be C0, C1 or F5-FF, and a
+    record may hold no continuation byte that no lead claims.
+
+    >>> data = "a\\né\\n".encode() + b"\\xe9\\nb\\n\\xed\\xa0\\x80\\n"
+    >>> from dotjoin.platform.files.framing import frame
+    >>> invalid_utf8_records(data, frame(data, ",", final=True))
+    [2, 4]
+    """
+    a = np.frombuffer(data, dtype=np.uint8, count=framed.consumed)
+    high = np.flatnonzero(a >= 0x80)
+    if not high.size:
+        return []
+    b = a[high]
+    record = np.searchsorted(framed.start, high, side="right") - 1
+    need = np.select(
+        [(b >= 0xC2) & (b <= 0xDF), (b >= 0xE0) & (b <= 0xEF), (b >= 0xF0) & (b <= 0xF4)], [1, 2, 3], 0
+    )
+    cont = (b >= 0x80) & (b <= 0xBF)
+    bad = (need == 0) & ~cont  # C0, C1, F5-FF
+    padded = np.concatenate((a, np.zeros(4, dtype=np.uint8)))
+    for k in (1, 2, 3):  # the k-th byte after a lead that needs at least k continuation bytes
+        leads = need >= k
+        nxt = padded[high[leads] + k]
+        ok = (nxt >= 0x80) & (nxt <= 0xBF)
+        if k == 1:
+            first = b[leads]
+            ok &= ~((first == 0xE0) & (nxt < 0xA0)) & ~((first == 0xED) & (nxt > 0x9F))
+            ok &= ~((first == 0xF0) & (nxt < 0x90)) & ~((first == 0xF4) & (nxt > 0x8F))
+        bad[np.flatnonzero(leads)[~ok]] = True
+    n = len(framed)
+    claimed = np.bincount(record, weights=need, minlength=n)
+    found = np.bincount(record, weights=cont, minlength=n)
+    invalid = (np.bincount(record, weights=bad, minlength=n) > 0) | (claimed != found)
+    return np.flatnonzero(invalid).tolist()
+
+
+def single_byte(codec: str) -> bool:
+    """Whether ``codec`` maps each byte to at most one character (cp1252, latin-1, cp1251...).
+
+    >>> single_byte("cp1252"), single_byte("utf-16-le")
+    (True, False)
+    """
+    try:
+        return len(bytes(range(256)).decode(codec, "replace")) == 256
+    except (LookupError, UnicodeError):
+        return False
+
+
+def decode_fields(fields: list[str]) -> list[str]:
+    """Fields read as latin-1 (bytes 1:1) decoded by the record rule: all UTF-8, else all cp1252."""
+    raw = [f.encode("latin-1") for f in fields]
+    try:
+        return [b.decode("utf-8") for b in raw]
+    except UnicodeDecodeError:
+        return [b.decode(REPAIR_CODEC) for b in raw]

@@ -45,7 +45,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from dotjoin.platform.files.dialect import Dialect, DialectOptions, sniff
-from dotjoin.platform.files.encoding import REPAIR_CODEC, EncodingGuess, decode_record, detect_encoding
+from dotjoin.platform.files.encoding import (
+    REPAIR_CODEC,
+    EncodingGuess,
+    decode_fields,
+    decode_record,
+    detect_encoding,
+    invalid_utf8_records,
+    single_byte,
+)
 from dotjoin.platform.files.errors import InputFileError
 from dotjoin.platform.files.framing import Framed, frame, frame_slow
 from dotjoin.platform.files.header import detect_dialect as match_header
@@ -63,8 +71,7 @@ HOLD_BYTES = 256 << 10
 #: A record longer than this (a quote never closed) is an error naming its line.
 MAX_RECORD_BYTES = 64 << 20
 BAD_ENCODING = "bytes that are neither UTF-8 nor cp1252"
-#: Preamble and footer lines kept as text for the run report.
-KEPT_LINES = 20
+KEPT_LINES = 20  # preamble and footer lines kept as text for the run report
 _TRAILING = "\x00trailing"
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
@@ -226,7 +233,7 @@ class DelimitedReader:
         self._fh.read(self.encoding.bom)
         # Single-byte codecs keep undefined bytes as they are (surrogateescape), so the record rule
         # quarantines those records as bad_encoding; multi-byte codecs replace what they cannot decode.
-        errors = "surrogateescape" if _single_byte(self.encoding.encoding) else "replace"
+        errors = "surrogateescape" if single_byte(self.encoding.encoding) else "replace"
         self._decoder = (
             None
             if self.encoding.is_utf8
@@ -517,7 +524,7 @@ class DelimitedReader:
         head = np.frombuffer(data, dtype=np.uint8, count=framed.consumed)
         if head.max() < 0x80:
             return {}, []
-        invalid = _invalid_utf8_records(data, framed)
+        invalid = invalid_utf8_records(data, framed)
         repaired: dict[int, str] = {}
         broken: list[int] = []
         for i in invalid:
@@ -579,77 +586,15 @@ class DelimitedReader:
     def _table_from_values(self, values: list[list[str] | None]) -> pa.Table:
         """A table from csv-module fields (latin-1 text, byte for byte), decoded record by record."""
         names = self._file_columns
-        decoded = [_decode_fields(v) for v in values if v is not None]
+        decoded = [decode_fields(v) for v in values if v is not None]
         columns = list(zip(*decoded, strict=True)) if decoded else [()] * len(names)
         return pa.table({c: pa.array(col, pa.string()) for c, col in zip(names, columns, strict=True)})
 
 
 def pc_nonempty(values: pa.ChunkedArray) -> np.ndarray:
     """True where a string value is not empty."""
-    lengths = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    return np.asarray(pc.utf8_length(lengths).to_numpy(zero_copy_only=False)) > 0
-
-
-def _invalid_utf8_records(data: bytes, framed: Framed) -> list[int]:
-    """Indices of the framed records whose bytes are not valid UTF-8 (as Python's decoder rules).
-
-    Vectorised over the non-ASCII bytes only: every lead byte (C2-DF, E0-EF, F0-F4) must be followed
-    by its 1-3 continuation bytes (80-BF; E0, ED, F0 and F4 restrict the second byte: no overlong
-    forms, surrogates or code points above U+10FFFF), no other byte may be C0, C1 or F5-FF, and a
-    record may hold no continuation byte that no lead claims.
-
-    >>> data = "a\\né\\n".encode() + b"\\xe9\\nb\\n\\xed\\xa0\\x80\\n"
-    >>> _invalid_utf8_records(data, frame(data, ",", final=True))
-    [2, 4]
-    """
-    a = np.frombuffer(data, dtype=np.uint8, count=framed.consumed)
-    high = np.flatnonzero(a >= 0x80)
-    if not high.size:
-        return []
-    b = a[high]
-    record = np.searchsorted(framed.start, high, side="right") - 1
-    need = np.select(
-        [(b >= 0xC2) & (b <= 0xDF), (b >= 0xE0) & (b <= 0xEF), (b >= 0xF0) & (b <= 0xF4)], [1, 2, 3], 0
-    )
-    cont = (b >= 0x80) & (b <= 0xBF)
-    bad = (need == 0) & ~cont  # C0, C1, F5-FF
-    padded = np.concatenate((a, np.zeros(4, dtype=np.uint8)))
-    for k in (1, 2, 3):  # the k-th byte after a lead that needs at least k continuation bytes
-        leads = need >= k
-        nxt = padded[high[leads] + k]
-        ok = (nxt >= 0x80) & (nxt <= 0xBF)
-        if k == 1:
-            first = b[leads]
-            ok &= ~((first == 0xE0) & (nxt < 0xA0)) & ~((first == 0xED) & (nxt > 0x9F))
-            ok &= ~((first == 0xF0) & (nxt < 0x90)) & ~((first == 0xF4) & (nxt > 0x8F))
-        bad[np.flatnonzero(leads)[~ok]] = True
-    n = len(framed)
-    claimed = np.bincount(record, weights=need, minlength=n)
-    found = np.bincount(record, weights=cont, minlength=n)
-    invalid = (np.bincount(record, weights=bad, minlength=n) > 0) | (claimed != found)
-    return np.flatnonzero(invalid).tolist()
-
-
-def _single_byte(codec: str) -> bool:
-    """Whether ``codec`` maps each byte to at most one character (cp1252, latin-1, cp1251...).
-
-    >>> _single_byte("cp1252"), _single_byte("utf-16-le")
-    (True, False)
-    """
-    try:
-        return len(bytes(range(256)).decode(codec, "replace")) == 256
-    except (LookupError, UnicodeError):
-        return False
+    return np.asarray(pc.utf8_length(values.combine_chunks()).to_numpy(zero_copy_only=False)) > 0
 
 
 def _padded(values: list[str] | None, width: int) -> list[str] | None:
     return values if values is None or len(values) >= width else values + [""] * (width - len(values))
-
-
-def _decode_fields(fields: list[str]) -> list[str]:
-    """Fields read as latin-1 (bytes 1:1) decoded by the record rule: all UTF-8, else all cp1252."""
-    raw = [f.encode("latin-1") for f in fields]
-    try:
-        return [b.decode("utf-8") for b in raw]
-    except UnicodeDecodeError:
-        return [b.decode(REPAIR_CODEC) for b in raw]

@@ -12,7 +12,9 @@ from dotjoin.platform.http.client import (
     ResilientClient,
     RetriesExhaustedError,
     RetryPolicy,
+    UnusableUrlError,
     parse_retry_after,
+    url_problem,
 )
 
 __all__ = [
@@ -23,5 +25,7 @@ __all__ = [
     "Response",
     "RetriesExhaustedError",
     "RetryPolicy",
+    "UnusableUrlError",
     "parse_retry_after",
+    "url_problem",
 ]

@@ -4,8 +4,10 @@
   and on a body the caller's ``parse`` rejects (:class:`BodyError`, e.g. truncated JSON);
 * ``Retry-After`` (seconds or HTTP date) is honoured, and a 429 pauses *every* request to that host;
 * a per-host rate limit (token bucket) and a bound on requests in flight;
-* every failed attempt is handed to ``on_failure`` (the pipeline stores it in ``ingest_errors``) and
-  logged.
+* a URL that can never work (not http/https, no host, a bad port, unparseable) fails at once with
+  :class:`UnusableUrlError`, never retried;
+* every failed attempt is handed to ``on_failure`` (the pipeline stores it in ``ingest_errors``); the
+  log gets one line per host and kind of failure (``ConnectError``, ``HTTP 503``, ...), the rest at DEBUG.
 
 Example:
     >>> import asyncio, httpx
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +37,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from dotjoin.exceptions import TerminalError, TransientError
+from dotjoin.exceptions import DotjoinError, TerminalError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,50 @@ class HttpStatusError(TerminalError):
     def __init__(self, message: str, *, status: int) -> None:
         self.status = status
         super().__init__(message)
+
+
+class UnusableUrlError(TerminalError):
+    """A URL no retry can make work: not http(s), no host, a port outside 1..65535, unparseable."""
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` can never be fetched (``None`` if it can be tried).
+
+    >>> [url_problem(u) for u in ("http://127.0.0.1:8765", "https://example.org/x?a=1")]
+    [None, None]
+    >>> url_problem("ftp://x")
+    "scheme 'ftp' is not http or https"
+    >>> url_problem("http://127.0.0.1:99999")
+    'port 99999 is not in 1..65535'
+    >>> url_problem("http://[::1")
+    'not a valid URL (Invalid IPv6 URL)'
+    >>> url_problem("localhost:8765")
+    "no http:// or https:// (did you mean 'http://localhost:8765'?)"
+    """
+    if "://" not in url:
+        return f"no http:// or https:// (did you mean 'http://{url}'?)"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
+        return f"not a valid URL ({exc})"
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        return f"port {parts.netloc.rpartition(':')[2]} is not in 1..65535"
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return f"not a valid URL ({exc})"
+    if parsed.scheme not in ("http", "https"):
+        return f"scheme {parsed.scheme!r} is not http or https"
+    host = parsed.host
+    if not host:
+        return "no host"
+    if ":" not in host and not re.fullmatch(r"[A-Za-z0-9._~-]+", host):  # an IPv6 literal has colons
+        return f"host {host!r} is not a host name or address"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return f"port {parsed.port} is not in 1..65535"
+    return None
 
 
 class RetriesExhaustedError(TransientError):
@@ -208,6 +255,11 @@ class ResilientClient:
         )
         self.attempts = 0
         self.failures = 0
+        #: calls of :meth:`get`, those that raised, and the message of the first that raised.
+        self.requests = 0
+        self.requests_failed = 0
+        self.first_error: str | None = None
+        self._logged: set[tuple[str, str]] = set()  # (host, kind) already logged at INFO/WARNING
 
     async def __aenter__(self) -> Self:
         return self
@@ -244,8 +296,21 @@ class ResilientClient:
             at=datetime.now(UTC),
             will_retry=will_retry,
         )
-        log = logger.info if will_retry else logger.warning
-        log("%s GET %s attempt %d failed (%s): %s", self.source, url, attempt, status, error)
+        # One line per host and kind of failure; every attempt is in ingest_errors (and at DEBUG).
+        try:
+            host = urlsplit(url).netloc or url
+        except ValueError:  # an unparseable URL (never sent) is its own "host"
+            host = url
+        kind = f"HTTP {status}" if error.startswith("HTTP ") else error.split(":", 1)[0]
+        if (host, kind) in self._logged:
+            logger.debug("%s GET %s attempt %d failed (%s): %s", self.source, url, attempt, status, error)
+        else:
+            self._logged.add((host, kind))
+            (logger.info if will_retry else logger.warning)(
+                "%s: %s: %s (%s; more like it at DEBUG and in ingest_errors)",
+                self.source, host, error if len(error) <= 80 else error[:79] + "…",
+                "retrying" if will_retry else "gave up",
+            )  # fmt: skip
         if self.on_failure is not None:
             self.on_failure(failure)
 
@@ -257,7 +322,27 @@ class ResilientClient:
         Raises:
             HttpStatusError: a non-retryable status (4xx other than 408/425/429).
             RetriesExhaustedError: every attempt failed with a retryable error.
+            UnusableUrlError: a URL that can never work (see :func:`url_problem`), not retried.
         """
+        self.requests += 1
+        try:
+            return await self._get(url, params, parse)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self.requests_failed += 1
+                if self.first_error is None:
+                    self.first_error = (
+                        str(exc) if isinstance(exc, DotjoinError) else f"{type(exc).__name__}: {exc}"
+                    )
+            raise
+
+    async def _get(
+        self, url: str, params: Mapping[str, Any] | None, parse: Callable[[httpx.Response], T]
+    ) -> T:
+        problem = url_problem(url)
+        if problem is not None:
+            self._record(url, None, 1, f"UnusableUrl: {problem}", None, False)
+            raise UnusableUrlError(f"{self.source}: GET {url}: {problem}")
         limiter = self._limiter(url)
         full_url = str(httpx.URL(url, params=dict(params or {})))
         last_status: int | None = None
@@ -269,6 +354,9 @@ class ResilientClient:
                 self.attempts += 1
                 try:
                     response = await self._client.get(full_url)
+                except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # a retry cannot help
+                    self._record(full_url, None, attempt, f"{type(exc).__name__}: {exc}", None, False)
+                    raise UnusableUrlError(f"{self.source}: GET {full_url}: {exc}") from exc
                 except httpx.HTTPError as exc:  # connect/read errors, timeouts, truncated bodies
                     last_status, last_error = None, f"{type(exc).__name__}: {exc}"
                     self._record(
