@@ -211,9 +211,8 @@ class EmbeddedProducer(Producer):
             p = t.rr
             t.rr = (p + 1) % t.n
         else:
-            p = t.placer.known.get(key)
-            if p is None:
-                p = t.placer.place(key)
+            known = t.placer.known.get(key)
+            p = t.placer.place(key) if known is None else known
         buf = t.bufs[p]
         ts = time.time_ns() // 1_000_000
         if headers:
