@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import itertools
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -213,33 +214,38 @@ CLEAN = [
     ["4", "plain", "semi;colon|pipe\ttab", "7.25"],
     ["5", "Ünïcødé", "trailing space ", "1e3"],
 ]
+RAGGED = "RAGGED"
 
 
 def _write(
     rows: list[list[str]],
     *,
     delimiter: str,
+    quote: str,
     escape: str | None,
+    quote_all: bool,
     newline: str,
     header: bool,
-    preamble: bool,
-    footer: bool,
+    extra: bool,
+    ragged: bool,
 ) -> str:
     out = io.StringIO()
     writer = csv.writer(
         out,
         delimiter=delimiter,
-        quotechar='"',
-        quoting=csv.QUOTE_MINIMAL,
+        quotechar=quote,
+        quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
         escapechar=escape,
         doublequote=escape is None,
         lineterminator=newline,
     )
-    if preamble:
+    if extra:  # a preamble of two lines and a blank one, a footer of one
         out.write(f"Report: export of table notes{newline}Generated 2026-04-03{newline}{newline}")
-    for row in rows if header else rows[1:]:
+    for i, row in enumerate(rows if header else rows[1:]):
         writer.writerow(row)
-    if footer:
+        if ragged and i == 2:
+            out.write(f"{RAGGED}{delimiter}x{newline}")
+    if extra:
         out.write(f"Total{delimiter}{delimiter}{delimiter}1010.75{newline}")
     return out.getvalue()
 
@@ -247,39 +253,56 @@ def _write(
 VARIANTS = list(
     itertools.product(
         [",", ";", "|", "\t"],  # delimiter
-        [
-            None
-        ],  # doubled quotes (backslash escapes and lone-CR records: not yet read back, see the issue note)
-        ["\n", "\r\n"],  # record delimiter
+        ['"', "'"],  # quote character
+        [None, "\\"],  # quotes doubled, or escaped with a backslash
+        [False, True],  # quote only where needed, or every field
+        ["\n", "\r\n", "\r"],  # record delimiter
         [True, False],  # header
         [False, True],  # preamble and footer lines
+        [False, True],  # a ragged row among the records
     )
 )
 
 
-@pytest.mark.parametrize(("delimiter", "escape", "newline", "header", "extra"), VARIANTS)
+@pytest.mark.parametrize(
+    ("delimiter", "quote", "escape", "quote_all", "newline", "header", "extra", "ragged"), VARIANTS
+)
 def test_robustness_corpus_reads_back_the_clean_table(
-    tmp_path: Path, delimiter: str, escape: str | None, newline: str, header: bool, extra: bool
+    tmp_path: Path,
+    delimiter: str,
+    quote: str,
+    escape: str | None,
+    quote_all: bool,
+    newline: str,
+    header: bool,
+    extra: bool,
+    ragged: bool,
 ) -> None:
-    path = tmp_path / "corpus.csv"
+    # A multi-line value breaks its line the way the file's records do (a CR-only file has CRs inside).
+    clean = [[v.replace("\n", "\r") if newline == "\r" else v for v in row] for row in CLEAN]
     text = _write(
-        CLEAN,
+        clean,
         delimiter=delimiter,
+        quote=quote,
         escape=escape,
+        quote_all=quote_all,
         newline=newline,
         header=header,
-        preamble=extra,
-        footer=extra,
+        extra=extra,
+        ragged=ragged,
     )
+    path = tmp_path / "corpus.csv"
     path.write_bytes(text.encode("utf-8"))
-    options = DialectOptions(header=None if header else False)
-    with DelimitedReader(path, options=options) as reader:
+    with DelimitedReader(path, options=DialectOptions(header=None if header else False)) as reader:
         chunks = list(reader)
     rows = [list(r.values()) for c in chunks for r in c.table.to_pylist()]
-    rejected = [r for c in chunks for r in c.rejected]
-    expected = CLEAN[1:]
-    assert not rejected, rejected
-    assert rows == expected
+    rejected = [(r.line, r.reason) for c in chunks for r in c.rejected]
+    assert rows == clean[1:]
+    if ragged:  # the physical line it is on, counted independently of the reader
+        line = len(re.findall(r"\r\n|\r|\n", text[: text.index(RAGGED)])) + 1
+        assert rejected == [(line, "ragged_row")]
+    else:
+        assert rejected == []
     assert reader.dialect.delimiter == delimiter
     if header:
         assert reader.names == tuple(CLEAN[0])

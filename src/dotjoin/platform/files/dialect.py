@@ -184,13 +184,11 @@ def _score(split: _Split) -> _Split:
     others = [d for d in DELIMITERS if d != split.delimiter]
     fields = [f for r in split.records[:200] if len(r) == split.width for f in r]
     if fields:
-        escaped = f"\\{split.quote}" if split.quote and split.escape is None else None
-        impure = sum(
-            1
-            for f in fields
-            if (any(d in f for d in others) and not _NUMBER.match(f)) or (escaped and escaped in f)
-        )
+        impure = sum(1 for f in fields if any(d in f for d in others) and not _NUMBER.match(f))
         split.purity = 1 - impure / len(fields)
+        if split.quote and split.escape is None:  # a backslash before a quote: escaped, not doubled
+            escaped = sum(1 for f in fields if f"\\{split.quote}" in f)
+            split.purity -= 0.5 * escaped / len(fields)
     return split
 
 
@@ -250,7 +248,8 @@ def sniff(
     splits = [s for s in splits if s.records]
     if not splits:
         raise InputFileError(f"{path}: no records (the file holds only blank or comment lines)")
-    splits.sort(key=lambda s: s.score, reverse=True)
+    # Ties go to the escape the text shows: a backslash before the quote character means escaped quotes.
+    splits.sort(key=lambda s: (s.score, (s.escape == "\\") == (f"\\{s.quote}" in body)), reverse=True)
     wide = [s for s in splits if s.width > 1]
     best = wide[0] if wide else splits[0]
     evidence = []
