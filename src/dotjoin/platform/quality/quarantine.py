@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from dotjoin.platform.quality.reasons import check_reason
+
 if TYPE_CHECKING:
     from dotjoin.platform.warehouse.base import Warehouse
 
@@ -35,7 +37,7 @@ QUARANTINE_SCHEMA = pa.schema(
 class Rejected:
     source: str  # a file path, topic, URL...
     position: str  # line number, "partition:offset", page...
-    reason: str  # a short machine-readable code, e.g. "bad_json", "unknown_store"
+    reason: str  # a code of dotjoin.platform.quality.reasons, e.g. "bad_json", "unknown_store"
     detail: str | None = None
     raw: str | None = None
 
@@ -66,6 +68,7 @@ class Quarantine:
         detail: str | None = None,
         raw: str | None = None,
     ) -> None:
+        check_reason(reason)
         self.records.append(Rejected(source, str(position), reason, _storable(detail), _storable(raw)))
 
     def __len__(self) -> int:
