@@ -45,14 +45,32 @@ def _flow(name: str) -> Flow:
 
 
 def _day(value: str, option: str) -> date:
+    """A logical date; one after today (UTC) is refused: its data does not exist yet."""
+    from datetime import UTC, datetime
+
+    from dotjoin.exceptions import TerminalError
+
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter(f"{option} takes a date as YYYY-MM-DD, not {value!r}") from exc
+    today = datetime.now(UTC).date()
+    if day > today:
+        raise TerminalError(f"{option} {day} is in the future (today is {today} UTC): it has no data yet")
+    return day
 
 
 def _params(base_url: str | None) -> dict[str, Any]:
-    return {"base_url": base_url} if base_url else {}
+    """The steps' parameters; a --base-url that can never work is refused before any step runs."""
+    if not base_url:
+        return {}
+    from dotjoin.exceptions import ConfigError
+    from dotjoin.platform.http import url_problem
+
+    problem = url_problem(base_url)
+    if problem is not None:
+        raise ConfigError(f"--base-url {base_url!r}: {problem}")
+    return {"base_url": base_url}
 
 
 def _metadata(metadata: dict[str, Any], limit: int = 60) -> str:

@@ -145,3 +145,30 @@ def test_unknown_pipeline_is_one_red_line_naming_the_known_ones(tmp_path: Path) 
     assert lines == [
         "error: unknown pipeline 'nope'; orchestrated pipelines: monthly_aggregates, nightly, stocks"
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "stocks", "--date", "2099-01-01"), "error: --date 2099-01-01 is in the future"),
+        (
+            ("backfill", "stocks", "--start", "2024-01-01", "--end", "2099-01-01"),
+            "error: --end 2099-01-01 is in",
+        ),
+        (
+            ("run", "stocks", "--date", "2024-01-02", "--base-url", "ftp://x"),
+            "error: --base-url 'ftp://x': scheme",
+        ),
+    ],
+)
+def test_future_dates_and_unusable_base_urls_are_one_line_before_any_step(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOTJOIN")}
+    result = subprocess.run(
+        [sys.executable, "-m", "dotjoin", *args], cwd=tmp_path, env={**env, "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith(message), result.stderr
+    assert not (tmp_path / ".dotjoin" / "runs").exists()  # no step ran
