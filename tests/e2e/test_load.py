@@ -27,7 +27,6 @@ from tests.conftest import SHARED_DATA, require_shared_data
 #: Files of ../shared/data that are refused as a whole, with the one-line reason.
 REFUSED = {
     "gtfs/transitfeed_tests_data/empty_file/agency.txt": "is empty",
-    "gtfs/transitfeed_tests_data/contains_null/stops.txt": "looks like a binary file",
 }
 
 
@@ -94,6 +93,15 @@ def test_open_meteo_csv_skips_its_metadata_block(local_settings: Settings) -> No
     assert files["preamble_lines"] == 3 and files["dialect"]["header"] is True
     rows = _query(local_settings, 'SELECT min("time"), count(*) FROM weather_csv')
     assert rows[0][1] >= 48
+
+
+def test_a_stray_nul_byte_quarantines_its_record_not_the_file(local_settings: Settings) -> None:
+    path = require_shared_data("gtfs/transitfeed_tests_data/contains_null/stops.txt")
+    report = run(local_settings, target=str(path), table="stops_nul")
+    assert (report.counts["output"], report.counts["quarantined"]) == (8, 1)
+    assert _query(
+        local_settings, "SELECT position, reason FROM quarantine WHERE pipeline = 'load:stops_nul'"
+    ) == [("9", "contains_null")]
 
 
 def test_sparkov_pipe_delimited_without_header(local_settings: Settings) -> None:

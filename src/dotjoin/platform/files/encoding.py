@@ -42,7 +42,7 @@ _BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _CONTROL = np.zeros(256, dtype=bool)
-_CONTROL[[*range(0, 9), 11, 12, *range(14, 32), 127]] = True
+_CONTROL[[*range(1, 9), 11, 12, *range(14, 32), 127]] = True
 
 
 def decode_record(data: bytes) -> str:
@@ -207,6 +207,7 @@ def detect_encoding(
         utf16 = _looks_utf16(a)
         if utf16:
             return EncodingGuess(utf16, 0, 0.9, "every other byte is NUL (UTF-16 without a byte-order mark)")
+    if nul > max(2, len(a) // 200):  # a stray NUL in a text file only quarantines its record (contains_null)
         raise InputFileError(
             f"{path} looks like a binary file, not CSV text ({nul} NUL byte(s) in the first "
             f"{len(sample):,} bytes)"
@@ -301,3 +302,29 @@ def decode_fields(fields: list[str]) -> list[str]:
         return [b.decode("utf-8") for b in raw]
     except UnicodeDecodeError:
         return [b.decode(REPAIR_CODEC) for b in raw]
+
+
+def record_decoding(
+    data: bytes, framed: Framed, skip: np.ndarray
+) -> tuple[dict[int, str], list[int], list[int]]:
+    """Per framed record (``skip``: not records): which are not UTF-8 but cp1252 {index: repaired text},
+    which are neither (``bad_encoding``), and which hold a NUL byte (``contains_null``)."""
+    if not len(framed):
+        return {}, [], []
+    head = np.frombuffer(data, dtype=np.uint8, count=framed.consumed)
+    nul_at = np.flatnonzero(head == 0)
+    nul = sorted(
+        {int(i) for i in np.searchsorted(framed.start, nul_at, side="right") - 1 if i >= 0 and not skip[i]}
+    )
+    if head.max() < 0x80:
+        return {}, [], nul
+    repaired: dict[int, str] = {}
+    broken: list[int] = []
+    for i in invalid_utf8_records(data, framed):
+        if skip[i]:
+            continue
+        try:
+            repaired[i] = data[int(framed.start[i]) : int(framed.end[i])].decode(REPAIR_CODEC)
+        except UnicodeDecodeError:
+            broken.append(i)
+    return repaired, broken, nul

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import pyarrow as pa
@@ -46,17 +46,17 @@ import pyarrow.csv as pa_csv
 
 from dotjoin.platform.files.dialect import Dialect, DialectOptions, sniff
 from dotjoin.platform.files.encoding import (
-    REPAIR_CODEC,
     EncodingGuess,
     decode_fields,
     decode_record,
     detect_encoding,
-    invalid_utf8_records,
+    record_decoding,
     single_byte,
 )
 from dotjoin.platform.files.errors import InputFileError
 from dotjoin.platform.files.framing import Framed, frame, frame_slow
 from dotjoin.platform.files.header import detect_dialect as match_header
+from dotjoin.platform.files.source import open_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,6 @@ BAD_ENCODING = "bytes that are neither UTF-8 nor cp1252"
 KEPT_LINES = 20  # preamble and footer lines kept as text for the run report
 _TRAILING = "\x00trailing"
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
-_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
 
 
 @dataclass(frozen=True)
@@ -128,22 +127,6 @@ class Chunk:
         return raw_text(self.data[int(self.start[row]) : int(self.end[row])])
 
 
-def open_bytes(path: Path) -> tuple[Any, Any, str | None]:
-    """Open ``path`` for reading bytes, decompressing gzip or zstd (told by the first bytes).
-
-    Returns:
-        (stream, raw file for progress positions, compression or None).
-    """
-    with path.open("rb") as probe:
-        magic = probe.read(4)
-    compression = next((name for mark, name in _MAGIC if magic.startswith(mark)), None)
-    if compression is None:
-        fh = path.open("rb")
-        return fh, fh, None
-    raw = pa.OSFile(str(path), "rb")
-    return pa.CompressedInputStream(raw, compression), raw, compression
-
-
 class DelimitedReader:
     """Read one delimited text file in chunks (use as a context manager; iterate once).
 
@@ -157,6 +140,8 @@ class DelimitedReader:
         encoding: overrules encoding detection.
         block_bytes: bytes per block.
         allow_empty: a file with no data records is read as empty instead of refused.
+        data: the file's bytes when they are already in memory (a zip member, an HTTP body);
+            ``path`` then only names the file in messages.
 
     Raises:
         InputFileError: missing, empty, binary or header-only file, unknown columns, wrong delimiter.
@@ -172,8 +157,10 @@ class DelimitedReader:
         encoding: str | None = None,
         block_bytes: int = BLOCK_BYTES,
         allow_empty: bool = False,
+        data: bytes | None = None,
     ) -> None:
         self.path = path
+        self._data = data
         self.block_bytes = block_bytes
         self.allow_empty = allow_empty
         self.lines = 0
@@ -187,11 +174,11 @@ class DelimitedReader:
         self._header_at: int | None = None
         self.padded_rows = 0
         options = options or DialectOptions()
-        if not path.exists():
+        if data is None and not path.exists():
             raise InputFileError(f"{path}: no such file")
-        if not path.is_file():
+        if data is None and not path.is_file():
             raise InputFileError(f"{path}: not a file")
-        self._fh, self._source, self.compression = open_bytes(path)
+        self._fh, self._source, self.compression = open_bytes(path, data)
         try:
             sample = self._read_raw(SAMPLE_BYTES)
             at_eof = len(sample) < SAMPLE_BYTES
@@ -229,7 +216,7 @@ class DelimitedReader:
     def _restart(self) -> None:
         """Position the stream after the byte-order mark, ready to read the first block."""
         self._fh.close()
-        self._fh, self._source, _ = open_bytes(self.path)
+        self._fh, self._source, _ = open_bytes(self.path, self._data)
         self._fh.read(self.encoding.bom)
         # Single-byte codecs keep undefined bytes as they are (surrogateescape), so the record rule
         # quarantines those records as bad_encoding; multi-byte codecs replace what they cannot decode.
@@ -253,13 +240,16 @@ class DelimitedReader:
         """The complete lines in the last bytes of an uncompressed file (footer detection)."""
         if self.compression is not None:
             return None
-        size = self.path.stat().st_size
+        size = self.path.stat().st_size if self._data is None else len(self._data)
         unit = 4 if "32" in self.encoding.encoding else 2 if "16" in self.encoding.encoding else 1
         start = max(self.encoding.bom, size - TAIL_BYTES)
         start -= (start - self.encoding.bom) % unit
-        with self.path.open("rb") as fh:
-            fh.seek(start)
-            data = fh.read()
+        if self._data is not None:
+            data = self._data[start:]
+        else:
+            with self.path.open("rb") as fh:
+                fh.seek(start)
+                data = fh.read()
         codec = "utf-8" if self.encoding.is_utf8 else self.encoding.encoding
         text = data.decode(codec, "replace")
         lines = text.splitlines(keepends=True)
@@ -444,7 +434,7 @@ class DelimitedReader:
             tail = np.flatnonzero(~skip)[-d.footer_records :]
             skip[tail] = True
             self.footer = [self._raw(data, framed, int(i)) for i in tail[:KEPT_LINES]]
-        repaired, broken = self._decode_failures(data, framed, skip)
+        repaired, broken, nul = record_decoding(data, framed, skip)
         if slow is not None:
             fields = np.array([len(v) if v is not None else 0 for v in slow], dtype=np.int64)
         else:
@@ -452,12 +442,13 @@ class DelimitedReader:
         short = (fields >= 1) & (fields < width) & ~skip if d.pad_short_rows else np.zeros(n, dtype=bool)
         good = ((fields == width) | short) & ~skip
         rejected: list[RawReject] = []
-        bad = set(broken)
-        for i in broken:
+        bad = set(broken) | set(nul)
+        for i in sorted(bad):
             good[i] = False
-            rejected.append(
-                RawReject(int(framed.line[i]), "bad_encoding", BAD_ENCODING, self._raw(data, framed, i))
+            reason, detail = (
+                ("bad_encoding", BAD_ENCODING) if i in broken else ("contains_null", "a NUL byte")
             )
+            rejected.append(RawReject(int(framed.line[i]), reason, detail, self._raw(data, framed, i)))
         for j in np.flatnonzero(~good & ~skip).tolist():
             i = int(j)
             if i in bad:
@@ -514,27 +505,6 @@ class DelimitedReader:
     @staticmethod
     def _raw(data: bytes, framed: Framed, i: int) -> str:
         return raw_text(data[int(framed.start[i]) : int(framed.end[i])])
-
-    def _decode_failures(
-        self, data: bytes, framed: Framed, skip: np.ndarray
-    ) -> tuple[dict[int, str], list[int]]:
-        """Records that are not UTF-8: {index: text decoded as cp1252}, and those not cp1252 either."""
-        if not len(framed):
-            return {}, []
-        head = np.frombuffer(data, dtype=np.uint8, count=framed.consumed)
-        if head.max() < 0x80:
-            return {}, []
-        invalid = invalid_utf8_records(data, framed)
-        repaired: dict[int, str] = {}
-        broken: list[int] = []
-        for i in invalid:
-            if skip[i]:
-                continue
-            try:
-                repaired[i] = data[int(framed.start[i]) : int(framed.end[i])].decode(REPAIR_CODEC)
-            except UnicodeDecodeError:
-                broken.append(i)
-        return repaired, broken
 
     def _parse(
         self, data: bytes, framed: Framed, good: np.ndarray, repaired: dict[int, str], missing: np.ndarray

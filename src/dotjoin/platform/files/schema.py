@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dotjoin.platform.files.dialect import DialectOptions
