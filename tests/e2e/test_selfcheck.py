@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pyarrow as pa
 import pytest
 
 from dotjoin.config import Settings
@@ -19,8 +22,10 @@ def _assert_round_trip(settings: Settings, events: int, topic: str) -> None:
     assert counts["input"] == counts["output"] + counts["quarantined"] + counts["duplicates"]
     assert {c.name: c.passed for c in first.checks} == {
         "row_accounting": True,
-        "warehouse_equals_lake": True,
-        "no_duplicate_event_ids": True,
+        "warehouse_matches_producer": True,
+        "lake_matches_producer": True,
+        "quarantine_matches_producer": True,
+        "duplicates_match_producer": True,
     }
     with open_warehouse(settings) as wh:
         rows = wh.scalar(f"SELECT count(*) FROM {WAREHOUSE_TABLE}")
@@ -55,3 +60,27 @@ def test_selfcheck_stack_profile(postgres: Settings, kafka: Settings, tmp_path, 
     if LAKE_TABLE in lake.list_tables("curated"):
         lake.drop_table(LAKE_TABLE)
     _assert_round_trip(settings, 2_000, f"selfcheck.{unique_name}")
+
+
+def test_the_producer_checks_fail_when_a_store_loses_or_changes_a_row(local_settings: Settings) -> None:
+    from dotjoin.pipelines.selfcheck.pipeline import _check_rows
+    from dotjoin.pipelines.selfcheck.transforms import EVENT_SCHEMA, Ledger, generate_events, parse_event
+    from dotjoin.platform.runs.report import Run, RunReport
+
+    ledger = Ledger()
+    rows = []
+    for message in generate_events(400):
+        ledger.record(message)
+        if message.event is not None and not message.resent:
+            rows.append(parse_event(message.value))
+    table = pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+    run = Run(RunReport(pipeline="selfcheck", run_id="t", profile="local", started_at=datetime.now(UTC)))
+    _check_rows(run, "intact", table, ledger)
+    _check_rows(run, "lost_row", table.slice(1), ledger)
+    changed = table.set_column(2, "amount_cents", pa.array([r["amount_cents"] + 1 for r in rows], pa.int64()))
+    _check_rows(run, "changed_value", changed, ledger)
+    assert {c.name: c.passed for c in run.report.checks} == {
+        "intact": True,
+        "lost_row": False,
+        "changed_value": False,
+    }

@@ -72,12 +72,6 @@ def test_forced_utf16_and_utf32_load_the_same_rows(
     assert _load(tmp_path, path, "--encoding", encoding) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="platform/files/header.py _sample_records reads the sample with io.StringIO(text) instead of "
-    "io.StringIO(text, newline=''), so csv sees one line with bare \\r in it ('no header line'); "
-    "platform/files is another engineer's: remove this marker once that one-argument fix lands",
-)
 def test_cr_only_line_endings_load_the_same_rows(
     tmp_path: Path, export: tuple[str, list[dict[str, Any]]]
 ) -> None:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -24,8 +24,35 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class GeneratedEvent:
+    """One message, and what the producer knows of it: the event it carries (None: corrupt on purpose)
+    and whether it is a re-sent copy."""
+
     key: bytes
     value: bytes
+    event: tuple[str, str, int, str] | None = None  # (event_id, account, amount_cents, event_time ISO)
+    resent: bool = False
+
+
+@dataclass
+class Ledger:
+    """What the producer sent, recorded before sending: the independent truth the run is checked against."""
+
+    events: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)
+    malformed: int = 0
+    resent: int = 0
+    sent: int = 0
+
+    def record(self, message: GeneratedEvent) -> None:
+        self.sent += 1
+        if message.event is None:
+            self.malformed += 1
+        elif message.resent:
+            self.resent += 1
+        else:
+            self.events[message.event[0]] = message.event
+
+    def checksum(self) -> str:
+        return checksum_rows(self.events.values())
 
 
 def generate_events(
@@ -45,16 +72,13 @@ def generate_events(
             yield GeneratedEvent(key=f"bad-{i}".encode(), value=b"\x00not json " + str(i).encode())
             continue
         if duplicate_every and last_valid is not None and i % duplicate_every == duplicate_every - 1:
-            yield last_valid
+            yield GeneratedEvent(last_valid.key, last_valid.value, last_valid.event, resent=True)
             continue
         account = f"acct-{rng.randrange(100):03d}"
-        event = {
-            "event_id": f"evt-{seed}-{i:08d}",
-            "account": account,
-            "amount_cents": rng.randrange(1, 100_000),
-            "event_time": (EPOCH + timedelta(seconds=i)).isoformat(),
-        }
-        last_valid = GeneratedEvent(key=account.encode(), value=json.dumps(event).encode())
+        amount = rng.randrange(1, 100_000)
+        sent = (f"evt-{seed}-{i:08d}", account, amount, (EPOCH + timedelta(seconds=i)).isoformat())
+        event = dict(zip(("event_id", "account", "amount_cents", "event_time"), sent, strict=True))
+        last_valid = GeneratedEvent(key=account.encode(), value=json.dumps(event).encode(), event=sent)
         yield last_valid
 
 
@@ -107,8 +131,7 @@ def dedupe(rows: Iterable[dict[str, object]], seen: set[str]) -> tuple[list[dict
 
 def checksum(table: pa.Table) -> str:
     """Order-independent content checksum of an events table (same rows => same digest)."""
-    digest = hashlib.sha256()
-    rows = sorted(
+    return checksum_rows(
         zip(
             table.column("event_id").to_pylist(),
             table.column("account").to_pylist(),
@@ -117,6 +140,16 @@ def checksum(table: pa.Table) -> str:
             strict=True,
         )
     )
-    for row in rows:
+
+
+def checksum_rows(rows: Iterable[tuple[str, str, int, str]]) -> str:
+    """Order-independent SHA-256 of (event_id, account, amount_cents, event_time ISO) rows.
+
+    >>> a, b = ("b", "x", 1, "t"), ("a", "y", 2, "t")
+    >>> checksum_rows([a, b]) == checksum_rows([b, a]) != checksum_rows([a])
+    True
+    """
+    digest = hashlib.sha256()
+    for row in sorted(rows):
         digest.update("\x1f".join(map(str, row)).encode() + b"\n")
     return digest.hexdigest()

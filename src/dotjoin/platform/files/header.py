@@ -84,7 +84,7 @@ class HeaderMatch:
 
 def _sample_records(text: str, delimiter: str) -> list[list[str]]:
     records: list[list[str]] = []
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         for record in reader:
             if record:
