@@ -109,7 +109,7 @@ def test_rejects_are_quarantined_and_bad_rows_fail_the_checks_on_postgres(
         assert (meta["load_prices"]["rows"], meta["load_prices"]["quarantined"]) == (2, 1)
         (rejected,) = quarantined(settings, trading_day)
         assert rejected["source"] == f"stocks/trade_date={trading_day}/msft.us.csv"
-        assert (rejected["position"], rejected["reason"]) == ("2", "wrong_field_count")
+        assert (rejected["position"], rejected["reason"]) == ("2", "ragged_row")
         report = RunStore(settings.runs_dir).get(meta["load_prices"]["run_id"])
         assert report.status == "succeeded"  # row_accounting: 3 = 2 + 1
         with pytest.raises(

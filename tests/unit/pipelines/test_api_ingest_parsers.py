@@ -111,7 +111,7 @@ EXPECTED_DEFECT = {
     "duplicate_stop": "duplicate_stop",
     "duplicate_stop_sequence": "duplicate_stop_sequence",
     "empty_file": "empty_file",
-    "extra_row_cells": "extra_row_cells",
+    "extra_row_cells": "ragged_row",  # the shared code; the GTFS rule starts the detail
     "invalid_agency_ids": "invalid_agency_ids",
     "invalid_route_agency": "invalid_route_agency",
     "missing_agency": "missing_agency",
@@ -170,6 +170,27 @@ def test_the_good_feed_loads_every_row() -> None:
     assert counts["stops"] == 10 and counts["routes"] == 5 and counts["trips"] == 11
     assert counts["stop_times"] == 28
     assert feed.rejected == [] and feed.warnings == []
+
+
+def test_a_wrong_cell_count_is_a_ragged_row_naming_the_gtfs_rule() -> None:
+    feed = read_feed(require_shared_data("gtfs/transitfeed_tests_data/extra_row_cells"))
+    ragged = [i for i in feed.rejected if i.reason == "ragged_row"]
+    assert [(i.file, i.line, i.detail) for i in ragged] == [
+        ("routes.txt", 4, "extra_row_cells: 7 cells, header has 6")
+    ]
+
+
+def test_a_row_without_a_required_trailing_cell_is_ragged_optional_ones_are_padded(tmp_path: Path) -> None:
+    good = require_shared_data("gtfs/transitfeed_tests_data/good_feed")
+    for member in good.iterdir():
+        (tmp_path / member.name).write_bytes(member.read_bytes())
+    stops = (tmp_path / "stops.txt").read_text()
+    (tmp_path / "stops.txt").write_text(stops + "SHORT_A,Short A,,36.4\nSHORT_B,Short B,,36.4,-117.1\n")
+    feed = read_feed(tmp_path)
+    ragged = [(i.file, i.reason, i.detail) for i in feed.rejected if i.reason == "ragged_row"]
+    assert ragged == [("stops.txt", "ragged_row", "missing_row_cells: 4 cells, header has 10: no stop_lon")]
+    assert "SHORT_B" in {s["stop_id"] for s in feed.tables["stops"]}
+    assert ("stops.txt", "missing_row_cells") in {(w.file, w.reason) for w in feed.warnings}
 
 
 def test_rejected_rows_carry_file_line_and_raw_text() -> None:

@@ -90,7 +90,33 @@ def test_csv_rows_outside_the_file_day_and_short_rows_are_rejected() -> None:
     )
     parsed = parse_csv(head + rows, CSV_SPECS["orders"], **KW)
     assert parsed.table.num_rows == 1
-    assert sorted(r.reason for r in parsed.rejects) == ["bad_row", "outside_file_day"]
+    assert sorted(r.reason for r in parsed.rejects) == ["outside_file_day", "ragged_row"]
+
+
+def test_csv_bytes_are_repaired_as_cp1252_or_quarantined_never_garbled() -> None:
+    head = b"customer_id,name,email,city,address,updated_at\n"
+    rows = (
+        b'1,Jos\xe9,j@x.io,Lyon,"1 rue X,\nBat. B",2026-01-01T10:00:00\n'  # cp1252, quoted multi-line
+        b"2,Bad \x81,b@x.io,Lyon,2 rue Y,2026-01-01T11:00:00\n"  # 0x81 is not cp1252 either
+        b"3,Zo\xc3\xab,z@x.io,Lyon,3 rue Z,\n"
+    )
+    parsed = parse_csv(head + rows, CSV_SPECS["customers"], **KW)
+    assert parsed.table.column("name").to_pylist() == ["José"]
+    assert parsed.table.column("address").to_pylist() == ["1 rue X,\nBat. B"]
+    assert [(r.position, r.reason) for r in parsed.rejects] == [("4", "bad_encoding"), ("5", "missing_field")]
+    assert parsed.rejects[0].raw == "2,Bad \\x81,b@x.io,Lyon,2 rue Y,2026-01-01T11:00:00"
+    assert parsed.input == 3
+
+
+def test_csv_header_with_extra_columns_any_order_is_read_by_name() -> None:
+    data = (
+        b"Status,order_id,note,customer_id,updated_at,order_ts\n"
+        b"placed,1,hi,2,2026-01-01T10:00:00,2026-01-01T09:00:00\n"
+    )
+    parsed = parse_csv(data, CSV_SPECS["orders"], **KW)
+    assert parsed.rejects == [] and parsed.table.select(["order_id", "status"]).to_pylist() == [
+        {"order_id": 1, "status": "placed"}
+    ]
 
 
 def test_iot_flattens_coerces_and_quarantines_bad_records() -> None:
@@ -109,7 +135,7 @@ def test_iot_flattens_coerces_and_quarantines_bad_records() -> None:
     lines = [json.dumps(good), "{corrupt", json.dumps({"ts": "2026-01-01T00:00:00Z"}), json.dumps(drift)]
     parsed = parse_iot("\n".join(lines).encode(), **KW)
     assert parsed.input == 5  # 3 readings + 2 unreadable messages
-    assert sorted(r.reason for r in parsed.rejects) == ["bad_json", "bad_value", "missing_field"]
+    assert sorted(r.reason for r in parsed.rejects) == ["bad_json", "bad_number", "missing_field"]
     rows = {r["device_id"]: r for r in parsed.table.to_pylist()}
     assert (
         rows["d1"]["value"] == 3.5

@@ -4,7 +4,16 @@ Feed-level defects (not a zip, a required file or column missing, an empty or UT
 :class:`GtfsFeedError` whose ``reason`` names the defect. Row-level defects (bad cell counts, bad values,
 duplicate keys, dangling references) reject that row into ``feed.rejected`` with a reason code, so the
 pipeline quarantines it and loads the rest. Oddities that do not stop loading go to ``feed.warnings``.
-The reason codes follow google/transitfeed's test-feed names where one exists.
+The reason codes follow google/transitfeed's test-feed names where one exists, except where the
+platform has a code for the same defect (:mod:`dotjoin.platform.quality.reasons`): a row with too many
+cells, or without a required trailing cell, is ``ragged_row`` with the GTFS rule (``extra_row_cells``,
+``missing_row_cells``) at the start of its detail.
+
+Members are read with :mod:`csv`, not the platform's ``DelimitedReader``: the reader either matches a
+header known in advance (GTFS headers vary: any optional column, in any order) or sniffs the dialect,
+whose footer rule would drop a last row that omits trailing optional cells (``AB,FULLW,AB2`` under a
+seven-column ``trips.txt`` header reads as a footer) — GTFS pads such rows. GTFS also refuses what the
+reader repairs: a row that is not UTF-8 is ``bad_utf8``, never decoded as cp1252.
 """
 
 from __future__ import annotations
@@ -148,13 +157,16 @@ def _rows(name: str, text: str, feed: GtfsFeed) -> tuple[list[str], list[tuple[i
             reject = ("bad_utf8", "the row is not valid UTF-8")
         elif len(cells) < len(header):
             lost = [c for c in header[len(cells) :] if c in REQUIRED_COLUMNS.get(table, ())]
-            if lost:
-                reject = ("missing_row_cells", f"{len(cells)} cells, header has {len(header)}: no {lost[0]}")
+            if lost:  # the shared code for a wrong field count; the GTFS rule is in the detail
+                reject = (
+                    "ragged_row",
+                    f"missing_row_cells: {len(cells)} cells, header has {len(header)}: no {lost[0]}",
+                )
             else:  # trailing optional cells left out: common in old feeds, read as empty
                 short += 1
                 cells = cells + [""] * (len(header) - len(cells))
         elif len(cells) > len(header):
-            reject = ("extra_row_cells", f"{len(cells)} cells, header has {len(header)}")
+            reject = ("ragged_row", f"extra_row_cells: {len(cells)} cells, header has {len(header)}")
         if reject:
             shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             feed.rejected.append(Issue(name, line, reject[0], reject[1], shown))

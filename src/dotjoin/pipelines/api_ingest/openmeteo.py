@@ -2,6 +2,12 @@
 
 Both give :class:`WeatherDoc` objects whose hours are UTC. Open-Meteo writes iso8601 times in the
 location's local time (``utc_offset_seconds``) and unixtime in UTC; both are normalised here.
+
+The CSV is not read by the platform's ``DelimitedReader``: an answer is a document of several tables
+(the location block, then current/hourly/daily/monthly sections, each with its own header, separated
+by blank lines), while the reader reads one table per file: it takes the location block for a
+preamble, the first section's header for the file's, and every later section (headers included) for
+rows of that width.
 """
 
 from __future__ import annotations

@@ -2,21 +2,32 @@
 
 Nothing here touches the lake or the warehouse: :func:`parse_csv` and :func:`parse_iot` take bytes and
 return a :class:`Parsed` whose ``input == len(rows) + len(rejects) + duplicates`` always holds.
+
+The CSV exports are read by the platform's one reader (:class:`~dotjoin.platform.files.DelimitedReader`:
+framing, quoting, multi-line fields, physical line numbers, per-record decoding), so a record that is
+not UTF-8 is repaired as cp1252 or quarantined as ``bad_encoding`` exactly as in every other pipeline.
+Reason codes are the platform's (:mod:`dotjoin.platform.quality.reasons`): ``ragged_row``,
+``bad_encoding``, ``missing_field``, ``bad_number``, ``bad_amount``, ``bad_timestamp``,
+``missing_column``, ``outside_file_day`` and, for JSON lines, ``bad_json``.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+from dotjoin.platform.files import DelimitedReader, DialectOptions, InputFileError
+from dotjoin.platform.files.encoding import decode_record
+from dotjoin.platform.files.header import header_key
+from dotjoin.platform.files.reader import BAD_ENCODING, raw_text
 
 META = [
     pa.field("_ingest_date", pa.date32(), nullable=False),
@@ -28,7 +39,7 @@ META = [
 @dataclass(frozen=True)
 class Reject:
     position: str
-    reason: str  # bad_row, bad_value, missing_column, bad_json, missing_field, outside_file_day
+    reason: str  # a code of dotjoin.platform.quality.reasons
     detail: str
     raw: str
 
@@ -80,11 +91,12 @@ def _float(value: Any) -> float:
     return float(value)
 
 
-_TYPES: dict[str, tuple[pa.DataType, Callable[[Any], Any]]] = {
-    "int": (pa.int64(), _int),
-    "str": (pa.string(), lambda v: str(v)),
-    "ts": (pa.timestamp("us"), _ts),
-    "money": (pa.int64(), _cents),
+#: type name -> (Arrow type, converter, reason code when the converter refuses a value)
+_TYPES: dict[str, tuple[pa.DataType, Callable[[Any], Any], str | None]] = {
+    "int": (pa.int64(), _int, "bad_number"),
+    "str": (pa.string(), lambda v: str(v), None),  # any text, kept as written
+    "ts": (pa.timestamp("us"), _ts, "bad_timestamp"),
+    "money": (pa.int64(), _cents, "bad_amount"),
 }
 
 
@@ -151,56 +163,110 @@ def _in_day(moment: datetime, day: date) -> bool:
     )
 
 
+#: How the exports are written; only the header is matched (any case or spacing), nothing guessed.
+CSV_OPTIONS = DialectOptions(delimiter=",", quote='"', escape="", header=True, skip_lines=0, comment="")
+
+
+class _BadValue(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _typed(spec: CsvSpec, values: dict[str, str]) -> dict[str, Any]:
+    """One record's values (by csv column) typed by ``spec``; raises ``_BadValue`` at the first bad one."""
+    row: dict[str, Any] = {}
+    for column, kind in spec.columns.items():
+        text = values[column]
+        _, parse, reason = _TYPES[kind]
+        if reason is None:
+            row[spec.rename.get(column, column)] = parse(text)
+            continue
+        if not text.strip():
+            raise _BadValue("missing_field", f"{column} is empty")
+        try:
+            row[spec.rename.get(column, column)] = parse(text)
+        except (ValueError, InvalidOperation) as exc:
+            raise _BadValue(reason, f"{column}: {exc}") from None
+    return row
+
+
+def _open_csv(data: bytes, spec: CsvSpec, name: str) -> tuple[DelimitedReader, dict[str, str], list[str]]:
+    """The reader of an export, the file column of each spec column, and the spec columns it lacks.
+
+    The header is matched to the spec's columns; one with extra or missing columns is read with its
+    own header (the dialect still fixed), so that a missing column rejects every record, not the run.
+    """
+    expected = tuple(spec.columns)
+    kw: dict[str, Any] = {"data": data, "encoding": "utf-8", "allow_empty": True}
+    try:
+        return DelimitedReader(Path(name), columns=expected, **kw), {c: c for c in expected}, []
+    except InputFileError:
+        reader = DelimitedReader(Path(name), options=CSV_OPTIONS, **kw)
+    by_key: dict[str, str] = {}
+    for column in reader.names:
+        by_key.setdefault(header_key(column), column)
+    found = {c: by_key[header_key(c)] for c in expected if header_key(c) in by_key}
+    return reader, found, [c for c in expected if c not in found]
+
+
 def parse_csv(data: bytes, spec: CsvSpec, *, day: date, source_file: str, loaded_at: datetime) -> Parsed:
     """Type, check and de-duplicate one daily CSV export.
 
-    A missing column rejects every row (reason ``missing_column``) instead of failing the run; a row with
-    the wrong number of fields is ``bad_row``; an unparsable value ``bad_value``; an event outside the
-    file's day ``outside_file_day``. Exact key repeats count as duplicates (the first is kept).
+    A missing column rejects every record (reason ``missing_column``) instead of failing the run; a
+    record with the wrong number of fields is ``ragged_row``, one neither UTF-8 nor cp1252
+    ``bad_encoding``; an empty value ``missing_field``; an unparsable one ``bad_number``,
+    ``bad_amount`` (money) or ``bad_timestamp``; an event outside the file's day ``outside_file_day``.
+    Exact key repeats count as duplicates (the first is kept).
+
+    Raises:
+        InputFileError: the file cannot be read as CSV at all (the pipeline quarantines the file).
 
     >>> spec = CSV_SPECS["orders"]
     >>> head = b"order_id,customer_id,order_ts,status,updated_at\\n"
     >>> good = b"1,2,2026-01-01T10:00:00,placed,2026-01-01T10:00:00\\n"
     >>> kw = {"day": date(2026, 1, 1), "source_file": "f", "loaded_at": datetime(2026, 1, 1)}
-    >>> p = parse_csv(head + good + b"x,2,a,b,c\\n", spec, **kw)
+    >>> p = parse_csv(head + good + b"x,2,a,b,c\\n" + b"3,2\\n", spec, **kw)
     >>> p.table.num_rows, p.input, [r.reason for r in p.rejects]
-    (1, 2, ['bad_value'])
+    (1, 3, ['bad_number', 'ragged_row'])
     """
-    reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))
-    header = next(reader, [])
-    lines = [(i, row) for i, row in enumerate(reader, start=2) if row]
-    parsed = Parsed(table=spec.schema().empty_table(), input=len(lines))
-    missing = [c for c in spec.columns if c not in header]
-    if missing:
-        detail = f"missing column(s) {', '.join(missing)}; header is {','.join(header)}"
-        parsed.rejects = [Reject(str(i), "missing_column", detail, ",".join(r)) for i, r in lines]
+    parsed = Parsed(table=spec.schema().empty_table(), input=0)
+    if not data.strip():
         return parsed
-    index = {name: header.index(name) for name in spec.columns}
+    reader, found, missing = _open_csv(data, spec, source_file)
     rows: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
-    for line_no, fields in lines:
-        raw = ",".join(fields)
-        if len(fields) != len(header):
-            parsed.rejects.append(
-                Reject(str(line_no), "bad_row", f"{len(fields)} fields, want {len(header)}", raw)
-            )
-            continue
-        try:
-            row = {spec.rename.get(c, c): _TYPES[t][1](fields[index[c]]) for c, t in spec.columns.items()}
-        except (ValueError, InvalidOperation) as exc:
-            parsed.rejects.append(Reject(str(line_no), "bad_value", str(exc), raw))
-            continue
-        if not _in_day(row[spec.event_column], day):
-            parsed.rejects.append(
-                Reject(str(line_no), "outside_file_day", f"{spec.event_column} not on {day}", raw)
-            )
-            continue
-        key = tuple(row[spec.rename.get(k, k)] for k in spec.key)
-        if key in seen:
-            parsed.duplicates += 1
-            continue
-        seen.add(key)
-        rows.append(row | {"_ingest_date": day, "_source_file": source_file, "_loaded_at": loaded_at})
+    rejects: list[tuple[int, Reject]] = []
+    header = ",".join(reader.header_fields)
+    with reader:
+        for chunk in reader:
+            parsed.input += len(chunk.rejected) + chunk.table.num_rows
+            for rej in chunk.rejected:
+                rejects.append((rej.line, Reject(str(rej.line), rej.reason, rej.detail, rej.raw)))
+            if missing:
+                detail = f"missing column(s) {', '.join(missing)}; header is {header}"
+                for i, line in enumerate(chunk.line.tolist()):
+                    rejects.append((line, Reject(str(line), "missing_column", detail, chunk.raw(i))))
+                continue
+            texts = chunk.table.select([found[c] for c in spec.columns]).to_pylist()
+            for i, line in enumerate(chunk.line.tolist()):
+                values = dict(zip(spec.columns, texts[i].values(), strict=True))
+                try:
+                    row = _typed(spec, values)
+                except _BadValue as exc:
+                    rejects.append((line, Reject(str(line), exc.reason, str(exc), chunk.raw(i))))
+                    continue
+                if not _in_day(row[spec.event_column], day):
+                    detail = f"{spec.event_column} not on {day}"
+                    rejects.append((line, Reject(str(line), "outside_file_day", detail, chunk.raw(i))))
+                    continue
+                key = tuple(row[spec.rename.get(k, k)] for k in spec.key)
+                if key in seen:
+                    parsed.duplicates += 1
+                    continue
+                seen.add(key)
+                rows.append(row | {"_ingest_date": day, "_source_file": source_file, "_loaded_at": loaded_at})
+    parsed.rejects = [r for _, r in sorted(rejects, key=lambda r: r[0])]
     parsed.table = pa.Table.from_pylist(rows, schema=spec.schema())
     return parsed
 
@@ -259,13 +325,37 @@ def _extra_type(values: list[Any]) -> pa.DataType:
     return pa.string()
 
 
+def _reading_row(base: dict[str, Any], ts: Any, reading: Any) -> dict[str, Any]:
+    """One reading of a message as a row; raises ``_BadValue`` with the shared reason code."""
+    row: dict[str, Any] = {}
+    for key, value in base.items():
+        try:
+            row[key] = _IOT_COERCE[key](value) if key in _IOT_COERCE and value is not None else value
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _BadValue("bad_number", f"{key} {value!r}: {exc}") from None
+    try:
+        row["reading_ts"] = _ts(ts)
+    except (ValueError, TypeError) as exc:
+        raise _BadValue("bad_timestamp", f"ts {ts!r}: {exc}") from None
+    if not isinstance(reading, dict) or reading.get("sensor") is None or reading.get("value") is None:
+        raise _BadValue("missing_field", f"a reading needs sensor and value, got {reading!r}"[:200])
+    row["sensor"] = str(reading["sensor"])
+    try:
+        row["value"] = _float(reading["value"])
+    except (ValueError, TypeError) as exc:
+        raise _BadValue("bad_number", f"value {reading['value']!r}: {exc}") from None
+    return row
+
+
 def parse_iot(data: bytes, *, day: date, source_file: str, loaded_at: datetime) -> Parsed:
     """Flatten JSON-lines messages into one row per reading; unknown top-level or device fields become
     new columns (schema drift), typed from their values.
 
     ``input`` counts readings (a message that cannot be read counts as one): a corrupt line is
-    ``bad_json``, a message without device id, ts or readings ``missing_field``, an unreadable value
-    ``bad_value``, a reading outside the file's day ``outside_file_day``; re-sent readings are duplicates.
+    ``bad_json`` (``bad_encoding`` when neither UTF-8 nor cp1252), a message without device id, ts or
+    readings, or a reading without sensor or value, ``missing_field``; a value that is not a number
+    ``bad_number``, a ts that is not ISO 8601 ``bad_timestamp``; a reading outside the file's day
+    ``outside_file_day``; re-sent readings are duplicates.
 
     >>> line = b'{"device":{"id":"d1"},"ts":"2026-01-01T00:05:00Z","readings":[{"sensor":"t","value":"1.5"}]}'
     >>> kw = {"day": date(2026, 1, 1), "source_file": "f", "loaded_at": datetime(2026, 1, 1)}
@@ -277,8 +367,17 @@ def parse_iot(data: bytes, *, day: date, source_file: str, loaded_at: datetime) 
     rows: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
     known = {f.name for f in IOT_COLUMNS}
-    for line_no, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
+    # JSON lines are not delimited text: this path keeps its own line loop for now, but decodes each
+    # line as the platform reader decodes a record (UTF-8, else cp1252, else bad_encoding).
+    for line_no, raw_line in enumerate(data.splitlines(), start=1):
+        if not raw_line.strip():
+            continue
+        try:
+            line = decode_record(raw_line)
+        except UnicodeDecodeError:
+            parsed.input += 1
+            shown = raw_text(raw_line)[:1000]
+            parsed.rejects.append(Reject(str(line_no), "bad_encoding", BAD_ENCODING, shown))
             continue
         try:
             message = json.loads(line)
@@ -301,18 +400,9 @@ def parse_iot(data: bytes, *, day: date, source_file: str, loaded_at: datetime) 
             parsed.input += 1
             position = f"{line_no}:{n}"
             try:
-                row = {
-                    k: _IOT_COERCE[k](v) if k in _IOT_COERCE and v is not None else v for k, v in base.items()
-                }
-                row |= {
-                    "reading_ts": _ts(ts),
-                    "sensor": str(reading["sensor"]),
-                    "value": _float(reading["value"]),
-                }
-            except (ValueError, TypeError, KeyError) as exc:
-                parsed.rejects.append(
-                    Reject(position, "bad_value", f"{type(exc).__name__}: {exc}", line[:1000])
-                )
+                row = _reading_row(base, ts, reading)
+            except _BadValue as exc:
+                parsed.rejects.append(Reject(position, exc.reason, str(exc), line[:1000]))
                 continue
             if not _in_day(row["reading_ts"], day):
                 parsed.rejects.append(

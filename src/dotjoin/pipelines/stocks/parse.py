@@ -1,14 +1,20 @@
-"""Pure parsing of a Stooq daily CSV: rows, identical repeats and rejected lines with a reason.
+"""Parsing a Stooq daily CSV: rows, identical repeats and rejected lines with a reason.
 
-A file holds one symbol (its name, ``<symbol>.csv``) and is expected to hold one trade date. Every
-non-empty line after the header is one input record and ends in exactly one of:
+A file holds one symbol (its name, ``<symbol>.csv``) and is expected to hold one trade date. It is read
+by the platform's one reader (:class:`~dotjoin.platform.files.DelimitedReader`: framing, BOM, CRLF,
+per-record decoding) and typed by a declared schema (:data:`SCHEMA`,
+:func:`~dotjoin.platform.files.convert.convert`). Every non-blank line after the header is one input
+record and ends in exactly one of:
 
 * a row (``PriceRow``);
 * a duplicate — byte-identical values to a row already kept (an upstream repeat);
-* a reject, with its 1-based line number and a reason code: ``wrong_field_count``, ``bad_encoding``,
-  ``bad_date``, ``bad_number`` (names the field), ``bad_volume``, ``wrong_date`` (a row of another day
-  than the partition being loaded) or ``conflicting_rows`` (two different bars for the same day: every
-  version is rejected, as none can be trusted).
+* a reject, with its 1-based line number and a code of the platform's vocabulary
+  (:mod:`dotjoin.platform.quality.reasons`): ``ragged_row`` (not six fields), ``bad_encoding`` (bytes
+  that are neither UTF-8 nor cp1252; a cp1252 record is repaired, as everywhere), ``missing_field`` (an
+  empty value), ``bad_date``, ``bad_number`` (names the field: a price that is not a finite number, a
+  volume that is not a whole number), ``outside_file_day`` (a row of another day than the partition
+  being loaded) or ``conflicting_rows`` (two different bars for the same day: every version is
+  rejected, as none can be trusted).
 
 Value rules (``low <= open``, positive prices, ...) are the quality check's business, not the parser's:
 a parsable row is loaded, and the check then fails the date loudly.
@@ -19,12 +25,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 from dotjoin.exceptions import DataError
+from dotjoin.platform.files import Chunk, DelimitedReader, InputFileError
+from dotjoin.platform.files.convert import Converted, convert
+from dotjoin.platform.files.schema import Property, Table
 
 COLUMNS = ("Date", "Open", "High", "Low", "Close", "Volume")
 PRICE_FIELDS = COLUMNS[1:5]
 NO_DATA = "No data"
+#: The declared columns: every value required; only an empty value is missing ("nan" is a bad number).
+SCHEMA = Table(
+    name="stock_prices",
+    properties=[
+        Property(name="Date", logicalType="date", required=True, nullValues=[""]),
+        *(Property(name=c, logicalType="number", required=True, nullValues=[""]) for c in COLUMNS[1:]),
+    ],
+)
 
 
 @dataclass(frozen=True)
@@ -57,49 +75,44 @@ class FileParse:
     rejects: list[Reject] = field(default_factory=list)
 
 
-class _BadField(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+def _problem(reason: str | None, column: str | None, text: str) -> tuple[str, str]:
+    """The reason and detail of a value :func:`convert` refused."""
+    if reason == "missing_field":
+        return reason, f"{column} is empty"
+    if reason == "bad_date":
+        return reason, f"Date {text!r} is not YYYY-MM-DD"
+    return "bad_number", f"{column} {text!r} is not a number"
 
 
-def _price(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _BadField("bad_number", f"{name} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise _BadField("bad_number", f"{name} {text!r} is not finite")
-    return value
+Result = tuple[int, PriceRow | Reject, str]  # (line, row or reject, raw text)
 
 
-def _volume(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _BadField("bad_volume", f"Volume {text!r} is not a number") from None
-    if not value.is_integer():  # also rejects nan/inf
-        raise _BadField("bad_volume", f"Volume {text!r} is not a whole number")
-    return int(value)
-
-
-def parse_row(symbol: str, fields: list[str]) -> PriceRow:
-    """One data line's fields as a row; raises ``_BadField`` with a reason code.
-
-    >>> parse_row("aapl.us", "2024-01-02,1.5,2,1,1.75,100".split(","))
-    PriceRow(symbol='aapl.us', trade_date=datetime.date(2024, 1, 2), open=1.5, high=2.0, low=1.0, close=1.75, volume=100)
-    """  # noqa: E501
-    if len(fields) != len(COLUMNS):
-        raise _BadField(
-            "wrong_field_count", f"{len(fields)} fields, want {len(COLUMNS)} ({','.join(COLUMNS)})"
-        )
-    raw_date, *prices, raw_volume = (f.strip() for f in fields)
-    try:
-        day = date.fromisoformat(raw_date)
-    except ValueError:
-        raise _BadField("bad_date", f"Date {raw_date!r} is not YYYY-MM-DD") from None
-    o, h, lo, c = (_price(n, t) for n, t in zip(PRICE_FIELDS, prices, strict=True))
-    return PriceRow(symbol, day, o, h, lo, c, _volume(raw_volume))
+def _typed_rows(chunk: Chunk, symbol: str) -> list[Result]:
+    """Each row of a chunk as a PriceRow, or the Reject of its first bad value (in column order)."""
+    typed: Converted = convert(chunk.table, SCHEMA)
+    values = typed.table.to_pylist()
+    texts = chunk.table.to_pylist()
+    out: list[Result] = []
+    for i, line in enumerate(chunk.line.tolist()):
+        value, text = values[i], {k: v.strip() for k, v in texts[i].items()}
+        problem: tuple[str, str] | None = None
+        if typed.reason[i] is not None:
+            column = typed.detail[i]
+            problem = _problem(typed.reason[i], column, text.get(column or "", ""))
+        else:
+            for name in PRICE_FIELDS:
+                if not math.isfinite(value[name]):  # "1e999" parses, as infinity
+                    problem = ("bad_number", f"{name} {text[name]!r} is not finite")
+                    break
+            if problem is None and not float(value["Volume"]).is_integer():
+                problem = ("bad_number", f"Volume {text['Volume']!r} is not a whole number")
+        raw = chunk.raw(i)
+        if problem is not None:
+            out.append((line, Reject(line, problem[0], problem[1], raw), raw))
+            continue
+        o, h, lo, c = (value[name] for name in PRICE_FIELDS)
+        out.append((line, PriceRow(symbol, value["Date"], o, h, lo, c, int(value["Volume"])), raw))
+    return out
 
 
 def parse_file(data: bytes, *, symbol: str, trade_date: date, name: str) -> FileParse:
@@ -108,7 +121,7 @@ def parse_file(data: bytes, *, symbol: str, trade_date: date, name: str) -> File
     Args:
         data: the file's bytes as landed.
         symbol: the symbol the file was fetched for.
-        trade_date: the partition being loaded; rows of other dates are rejected (``wrong_date``).
+        trade_date: the partition being loaded; rows of other dates are rejected (``outside_file_day``).
         name: the file, for error messages.
 
     Raises:
@@ -118,41 +131,43 @@ def parse_file(data: bytes, *, symbol: str, trade_date: date, name: str) -> File
     >>> csv = b"Date,Open,High,Low,Close,Volume\\n2024-01-02,1,2,1,1.5,10\\n2024-01-02,1,2,1,1.5,10\\nx\\n"
     >>> p = parse_file(csv, symbol="a.us", trade_date=date(2024, 1, 2), name="a.us.csv")
     >>> p.records, len(p.rows), p.duplicates, [(r.line, r.reason) for r in p.rejects]
-    (3, 1, 1, [(4, 'wrong_field_count')])
+    (3, 1, 1, [(4, 'ragged_row')])
     >>> parse_file(b"No data", symbol="a.us", trade_date=date(2024, 1, 6), name="a.us.csv").records
     0
     """
     out = FileParse(symbol)
-    lines = data.split(b"\n")
-    first = lines[0].rstrip(b"\r").decode("utf-8", errors="replace").strip()
-    if first == NO_DATA and not any(line.strip() for line in lines[1:]):
+    if data.strip() == NO_DATA.encode():
         return out
-    header = [h.strip().lower() for h in first.lstrip("\ufeff").split(",")]
-    if header != [c.lower() for c in COLUMNS]:
+    # Stooq writes UTF-8 (ASCII in practice): a record that is not is repaired or quarantined, never
+    # a reason to guess a code page for the whole file.
+    try:
+        reader = DelimitedReader(Path(name), data=data, columns=COLUMNS, encoding="utf-8", allow_empty=True)
+    except InputFileError as exc:
+        first = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace").strip()
         raise DataError(
             f"{name}: line 1 is {first[:80]!r}, want the header {','.join(COLUMNS)} or {NO_DATA!r}"
-        )
+        ) from exc
+    results: list[Result] = []
+    with reader:
+        for chunk in reader:
+            for rej in chunk.rejected:
+                if rej.raw.strip():  # a line of blanks is no record, as an empty line is none
+                    detail = (
+                        f"{rej.detail} ({','.join(COLUMNS)})" if rej.reason == "ragged_row" else rej.detail
+                    )
+                    results.append((rej.line, Reject(rej.line, rej.reason, detail, rej.raw), rej.raw))
+            results.extend(_typed_rows(chunk, symbol))
+    out.records = len(results)
     versions: dict[date, list[tuple[int, PriceRow, str]]] = {}
-    for number, raw_line in enumerate(lines[1:], start=2):
-        raw_bytes = raw_line.rstrip(b"\r")
-        if not raw_bytes.strip():
+    for line, result, raw in sorted(results, key=lambda r: r[0]):
+        if isinstance(result, Reject):
+            out.rejects.append(result)
             continue
-        out.records += 1
-        try:
-            text = raw_bytes.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            out.rejects.append(Reject(number, "bad_encoding", f"not UTF-8: {exc.reason}", repr(raw_bytes)))
+        if result.trade_date != trade_date:
+            detail = f"row is dated {result.trade_date}, the partition is {trade_date}"
+            out.rejects.append(Reject(line, "outside_file_day", detail, raw))
             continue
-        try:
-            row = parse_row(symbol, text.split(","))
-        except _BadField as exc:
-            out.rejects.append(Reject(number, exc.reason, str(exc), text))
-            continue
-        if row.trade_date != trade_date:
-            detail = f"row is dated {row.trade_date}, the partition is {trade_date}"
-            out.rejects.append(Reject(number, "wrong_date", detail, text))
-            continue
-        versions.setdefault(row.trade_date, []).append((number, row, text))
+        versions.setdefault(result.trade_date, []).append((line, result, raw))
     for seen in versions.values():
         distinct = {row for _, row, _ in seen}
         if len(distinct) == 1:

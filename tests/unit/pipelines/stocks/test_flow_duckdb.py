@@ -150,7 +150,7 @@ def test_a_corrupted_raw_file_line_is_quarantined_with_line_and_reason(settings:
     with running(SourceState()) as url:
         meta = run_steps(settings, DAY, url, until="fetch_prices")
         path = Path(meta["fetch_prices"]["raw_dir"]) / "msft.us.csv"
-        path.write_bytes(path.read_bytes() + b"2024-01-02,1.00,2.00,\xff\n2024-01-02,1,2,x,1,5\n")
+        path.write_bytes(path.read_bytes() + b"2024-01-02,1.00,2.00,\x81\n2024-01-02,1,2,x,1,5\n")
         run_step("load_prices", settings, DAY, url, meta)
     assert meta["load_prices"]["rows"] == 3
     rejects = [(r["position"], r["reason"]) for r in quarantined(settings, DAY)]

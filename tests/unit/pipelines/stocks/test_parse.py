@@ -37,13 +37,15 @@ def test_no_data_is_zero_records() -> None:
 @pytest.mark.parametrize(
     ("line", "reason", "fragment"),
     [
-        ("2024-01-02,185.5,188.44,183.89,185.64", "wrong_field_count", "5 fields"),
-        ("2024-01-02,185.5,188.44,183.89,185.64,1,2", "wrong_field_count", "7 fields"),
-        ("02/01/2024,185.5,188.44,183.89,185.64,1", "bad_date", "Date"),
+        ("2024-01-02,185.5,188.44,183.89,185.64", "ragged_row", "5 field(s), expected 6"),
+        ("2024-01-02,185.5,188.44,183.89,185.64,1,2", "ragged_row", "7 field(s), expected 6"),
+        ("02/01/2024,185.5,188.44,183.89,185.64,1", "bad_date", "Date '02/01/2024'"),
         ("2024-01-02,185.5,abc,183.89,185.64,1", "bad_number", "High 'abc'"),
         ("2024-01-02,185.5,188.44,nan,185.64,1", "bad_number", "Low 'nan'"),
-        ("2024-01-02,185.5,188.44,183.89,185.64,1.5", "bad_volume", "Volume '1.5'"),
-        ("2024-01-03,185.5,188.44,183.89,185.64,1", "wrong_date", "partition is 2024-01-02"),
+        ("2024-01-02,185.5,188.44,183.89,1e999,1", "bad_number", "Close '1e999' is not finite"),
+        ("2024-01-02,185.5,188.44,183.89,185.64,1.5", "bad_number", "Volume '1.5' is not a whole number"),
+        ("2024-01-02,185.5,,183.89,185.64,1", "missing_field", "High is empty"),
+        ("2024-01-03,185.5,188.44,183.89,185.64,1", "outside_file_day", "partition is 2024-01-02"),
     ],
 )
 def test_a_bad_line_is_rejected_with_its_line_and_reason(line: str, reason: str, fragment: str) -> None:
@@ -55,9 +57,21 @@ def test_a_bad_line_is_rejected_with_its_line_and_reason(line: str, reason: str,
     assert fragment in rej.detail
 
 
-def test_bad_utf8_is_rejected_not_fatal() -> None:
-    rows, _, rejects, _ = _parse(b"Date,Open,High,Low,Close,Volume\n\xff\xfe,1,2,3\n" + GOOD.encode())
+def test_bytes_neither_utf8_nor_cp1252_are_rejected_not_fatal() -> None:
+    rows, _, rejects, _ = _parse(b"Date,Open,High,Low,Close,Volume\n\x81\x8d,1,2,3\n" + GOOD.encode())
     assert rejects == [(2, "bad_encoding")] and len(rows) == 1
+
+
+def test_a_cp1252_record_is_repaired_then_judged_like_any_other() -> None:
+    data = b"Date,Open,High,Low,Close,Volume\n" + GOOD.encode() + b"\n2024-01-02,1\xe9,2,1,1,1\n"
+    p = parse_file(data, symbol="aapl.us", trade_date=DAY, name="f.csv")
+    (rej,) = p.rejects
+    assert (rej.line, rej.reason, rej.raw) == (3, "bad_number", "2024-01-02,1é,2,1,1,1")
+
+
+def test_a_header_in_any_case_and_blank_lines_are_accepted() -> None:
+    rows, _, rejects, records = _parse(f"date,OPEN,High,Low,Close,volume\n\n  \n{GOOD}\n\n")
+    assert (len(rows), rejects, records) == (1, [], 1)
 
 
 def test_identical_repeats_are_duplicates_and_conflicting_versions_are_all_rejected() -> None:
