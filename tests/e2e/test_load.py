@@ -186,6 +186,33 @@ def test_messy_export_quarantines_each_bad_line_with_its_reason(
     assert _query(local_settings, "SELECT count(*) FROM quarantine WHERE pipeline = 'load:orders'") == [(5,)]
 
 
+def test_a_short_last_row_is_quarantined_or_padded_never_skipped_as_a_footer(tmp_path: Path) -> None:
+    """A short last record is a ragged row (quarantined at its line); in a file whose rows omit trailing
+    fields (old GTFS feeds do) it is padded data. Either way it is never a footer."""
+    sporadic = tmp_path / "trips.txt"
+    sporadic.write_text(
+        "route_id,service_id,trip_id,headsign,direction_id\nAB,FULLW,AB1,to Bullfrog,0\nAB,FULLW,AB2\n"
+    )
+    with DelimitedReader(sporadic) as reader:
+        chunks = list(reader)
+    assert reader.footer_lines == 0
+    assert [(r.line, r.reason) for c in chunks for r in c.rejected] == [(3, "ragged_row")]
+    habitual = tmp_path / "trips_short.txt"
+    habitual.write_text(
+        "route_id,service_id,trip_id,headsign,direction_id\nAB,FULLW,AB1,to X\nAB,FULLW,AB2,to Y\nAB,FULLW,AB3\n"
+    )
+    with DelimitedReader(habitual) as reader:
+        rows = [r for c in reader for r in c.table.to_pylist()]
+    assert reader.footer_lines == 0 and reader.padded_rows == 3
+    assert rows[-1] == {
+        "route_id": "AB",
+        "service_id": "FULLW",
+        "trip_id": "AB3",
+        "headsign": "",
+        "direction_id": "",
+    }
+
+
 def test_ambiguous_header_names_the_option(local_settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "names.csv"
     path.write_text(

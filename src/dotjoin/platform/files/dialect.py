@@ -14,8 +14,8 @@ How each part is decided:
   candidates that fit equally well with different widths are refused as ambiguous.
 * **preamble**: lines before the first run of records of the table's width (report titles, export
   banners, blank lines) are skipped and counted, never parsed.
-* **footer**: trailing records that are shorter than the table and mostly empty, or whose first field is
-  a summary word (``Total``, ``Sum``, ``Count``...), or one-field lines such as ``(3 rows)``.
+* **footer**: trailing records whose first field is a summary word (``Total``, ``Sum``, ``Count``...)
+  with mostly empty cells, or one-field lines such as ``(3 rows)``; a merely short record is a ragged row.
 * **comments**: lines starting with ``#`` that are not records of the table's width.
 * **header**: the first record is a header when its cells do not have the type of their column's body
   (text above numbers, dates or booleans); with only text columns, when its cells are distinct names
@@ -300,7 +300,7 @@ def sniff(
         evidence.append("every record ends with a delimiter")
     footer = 0
     if tail is not None:
-        footer = _footer(tail, best, comment)
+        footer = _footer(tail, best, comment, pad=bool(pad))
         if footer >= len(table) - header:  # the "footer" would be every data record: it is the data
             footer = 0
         if footer:
@@ -407,17 +407,18 @@ def _trailing_delimiter(records: list[list[str]], width: int) -> bool:
     return width > 1 and bool(table) and all(r[-1] == "" for r in table)
 
 
-def _footer(tail: str, split: _Split, comment: str | None) -> int:
-    """How many records at the end of ``tail`` are a footer (summary lines), not data."""
+def _footer(tail: str, split: _Split, comment: str | None, *, pad: bool) -> int:
+    """How many records at the end of ``tail`` are a footer, not data: summary lines (``Total``...) with
+    mostly empty cells, or one-field lines such as ``(3 rows)``. A merely short record is not a footer:
+    it is a ragged row (or a padded one), so it is quarantined or loaded, never skipped."""
     tail_split = _split(tail, split.delimiter, split.quote, split.escape, comment)
     footer = 0
     records = tail_split.records
     for record in reversed(records):
         filled = sum(1 for f in record if f.strip())
         summary = bool(_SUMMARY.match(record[0])) and filled <= max(1, split.width // 2 + 1)
-        short = len(record) < split.width and filled <= max(1, split.width // 2)
-        one_field = len(record) == 1 and split.width > 2
-        if summary or short or one_field:
+        one_field = len(record) == 1 and split.width > 2 and not pad
+        if summary or one_field:
             footer += 1
         else:
             break
