@@ -199,7 +199,8 @@ def test_a_short_last_row_is_quarantined_or_padded_never_skipped_as_a_footer(tmp
     assert [(r.line, r.reason) for c in chunks for r in c.rejected] == [(3, "ragged_row")]
     habitual = tmp_path / "trips_short.txt"
     habitual.write_text(
-        "route_id,service_id,trip_id,headsign,direction_id\nAB,FULLW,AB1,to X\nAB,FULLW,AB2,to Y\nAB,FULLW,AB3\n"
+        "route_id,service_id,trip_id,headsign,direction_id\n"
+        "AB,FULLW,AB1,to X\nAB,FULLW,AB2,to Y\nAB,FULLW,AB3\n"
     )
     with DelimitedReader(habitual) as reader:
         rows = [r for c in reader for r in c.table.to_pylist()]
