@@ -12,7 +12,10 @@ or be a duplicate (see ``FORMATS.md``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
+
+from dotjoin.platform.quality.reasons import precedence
+from dotjoin.platform.quality.reasons import primary_reason as platform_primary
 
 Dataset = Literal["commits", "retail"]
 DATASETS: tuple[str, ...] = get_args(Dataset)
@@ -38,27 +41,8 @@ Reason = Literal[
 ]
 REASONS: tuple[str, ...] = get_args(Reason)
 
-REASON_PRECEDENCE: tuple[Reason, ...] = (
-    # the record cannot be read
-    "bad_encoding",
-    "ragged_row",
-    "missing_field",
-    # a value does not parse
-    "bad_sha",
-    "bad_timestamp",
-    "bad_number",
-    "bad_amount",
-    # a parsed value breaks a rule
-    "future_timestamp",
-    "negative_count",
-    "non_positive_quantity",
-    # a reference is missing
-    "unknown_store",
-    "unknown_sku",
-    "unknown_currency",
-    "no_fx_rate",
-)
-_RANK = {reason: rank for rank, reason in enumerate(REASON_PRECEDENCE)}
+#: The platform's precedence (the order of :data:`dotjoin.platform.quality.reasons.REASONS`) of these codes.
+REASON_PRECEDENCE: tuple[Reason, ...] = cast("tuple[Reason, ...]", precedence(REASONS))
 
 
 def primary_reason(reasons: Iterable[Reason]) -> Reason:
@@ -69,4 +53,4 @@ def primary_reason(reasons: Iterable[Reason]) -> Reason:
     >>> primary_reason(["unknown_sku", "future_timestamp", "bad_amount"])
     'bad_amount'
     """
-    return min(reasons, key=_RANK.__getitem__)
+    return cast(Reason, platform_primary(reasons))

@@ -9,7 +9,10 @@ code that is not here, and ``docs/reasons.md`` lists them all (a unit test keeps
 
 from __future__ import annotations
 
-#: code -> what it means, grouped from "the bytes cannot be read" to "a reference is missing".
+from collections.abc import Iterable
+
+#: code -> what it means, grouped from "the bytes cannot be read" to "a reference is missing". The order is
+#: the precedence: a record with several defects is quarantined for the one listed first.
 REASONS: dict[str, str] = {
     # the record cannot be read
     "bad_encoding": "bytes that decode neither as UTF-8 nor as the cp1252 repair (or the declared encoding)",
@@ -22,13 +25,13 @@ REASONS: dict[str, str] = {
     "missing_value": "a required value is absent from a nested record",
     "missing_column": "a record without a column its schema requires",
     # a value does not parse
+    "bad_sha": "a git SHA that is not 40 hexadecimal characters",
+    "bad_timestamp": "a timestamp in no accepted format, or one that does not exist",
     "bad_number": "an integer or decimal that does not parse",
+    "bad_amount": "a money amount that does not parse",
     "bad_boolean": "a boolean that is none of the declared true/false words",
     "bad_date": "a date in no accepted format, or one that does not exist",
-    "bad_timestamp": "a timestamp in no accepted format, or one that does not exist",
-    "bad_amount": "a money amount that does not parse",
     "bad_value": "a value that does not parse as its column's type",
-    "bad_sha": "a git SHA that is not 40 hexadecimal characters",
     # a parsed value breaks a rule
     "future_timestamp": "a timestamp after the run's reference time",
     "negative_count": "a count below zero",
@@ -78,6 +81,23 @@ REASONS: dict[str, str] = {
     "duplicate_stop_sequence": "GTFS: a (trip_id, stop_sequence) already defined in stop_times.txt",
     "duplicate_schedule_id": "GTFS: a service_id already defined in calendar.txt",
 }
+
+
+_RANK = {reason: rank for rank, reason in enumerate(REASONS)}
+
+
+def primary_reason(reasons: Iterable[str]) -> str:
+    """The one reason a record with several defects is quarantined for: the first in :data:`REASONS`.
+
+    >>> primary_reason(["negative_count", "bad_timestamp", "missing_field"])
+    'missing_field'
+    """
+    return min(reasons, key=_RANK.__getitem__)
+
+
+def precedence(codes: Iterable[str]) -> tuple[str, ...]:
+    """``codes`` in precedence order."""
+    return tuple(sorted(codes, key=_RANK.__getitem__))
 
 
 def check_reason(reason: str) -> str:
