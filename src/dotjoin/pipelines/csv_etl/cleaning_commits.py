@@ -1,7 +1,9 @@
 """Cleaning rules of the commits dataset (``FORMATS.md``), vectorised over a chunk of records.
 
-Every field is trimmed of spaces and tabs. Then, per record, every defect is found and the record is
-quarantined for the one that comes first in the reason precedence:
+The columns, types, formats and rules are declared in ``schemas/commits.yaml`` and applied by the
+platform's typed conversion (:func:`~dotjoin.platform.files.convert.convert`); this module is the plug-in
+for what a schema cannot say. Every field is trimmed of spaces and tabs. Then, per record, every defect is
+found and the record is quarantined for the one that comes first in the reason precedence:
 
 ==================  ==============================================================================
 missing_field       repo, sha, authored_at, committed_at, additions or deletions is empty
@@ -24,33 +26,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dotjoin.pipelines.csv_etl.transforms import HASH, Defects, hash128, joined
-from dotjoin.platform.files.types import (
-    PY_WHITESPACE,
-    UTC_US,
-    at_or_after,
-    is_empty,
-    lower,
-    matches,
-    parse_integers,
-    parse_timestamps,
-    squeeze,
-    trim,
-)
+from dotjoin.pipelines.csv_etl.transforms import HASH, hash128, joined
+from dotjoin.platform.files.convert import convert
+from dotjoin.platform.files.schema import load_schema
+from dotjoin.platform.files.types import PY_WHITESPACE, UTC_US, lower, matches
 
 logger = logging.getLogger(__name__)
 
-HEX40 = r"^[0-9a-fA-F]{40}$"
-PARENTS = rf"^{PY_WHITESPACE}*(?:[0-9a-fA-F]{{40}}(?:{PY_WHITESPACE}+[0-9a-fA-F]{{40}})*)?{PY_WHITESPACE}*$"
 CANONICAL_PARENTS = r"^(?:[0-9a-fA-F]{40}(?: [0-9a-fA-F]{40})*)?$"
-REQUIRED = ("repo", "sha", "authored_at", "committed_at", "additions", "deletions")
-TIMESTAMPS = ("authored_at", "committed_at")
-COUNTS = ("additions", "deletions")
+#: The declared columns, types, formats and rules (schemas/commits.yaml); the code here is the plug-in.
+COMMITS = load_schema(Path(__file__).with_name("schemas") / "commits.yaml").table
 
 #: The clean columns, in table order (the load adds source, run and load-time columns).
 SCHEMA = pa.schema(
@@ -126,60 +117,22 @@ def clean_commits(raw: pa.Table, *, now: datetime) -> Cleaned:
     >>> row["author_name"], row["author_email"], row["is_merge"], row["additions"]
     ('Ada L.', 'ada@x.org', True, 3)
     """
-    n = raw.num_rows
-    f = {name: trim(raw.column(name).combine_chunks()) for name in raw.column_names}
-    defects = Defects(n)
-    for name in REQUIRED:
-        defects.add("missing_field", name, is_empty(f[name]))
-    defects.add("bad_sha", "sha", ~is_empty(f["sha"]) & ~matches(f["sha"], HEX40))
-    canonical = matches(f["parents"], CANONICAL_PARENTS)
-    parents_ok = canonical.copy()
-    if not canonical.all():  # other whitespace between parents: the full (slower) pattern
-        parents_ok[~canonical] = matches(f["parents"].filter(pa.array(~canonical)), PARENTS)
-    defects.add("bad_sha", "parents", ~parents_ok)
-    times = {name: parse_timestamps(f[name]) for name in TIMESTAMPS}
-    for name in TIMESTAMPS:
-        defects.add("bad_timestamp", name, ~is_empty(f[name]) & _null(times[name]))
-    counts = {name: parse_integers(f[name]) for name in COUNTS}
-    for name in COUNTS:
-        defects.add("bad_number", name, ~is_empty(f[name]) & _null(counts[name]))
-    for name in TIMESTAMPS:
-        defects.add("future_timestamp", name, at_or_after(times[name], now))
-    for name in COUNTS:
-        negative = pc.less(counts[name], 0).fill_null(False).to_numpy(zero_copy_only=False)
-        defects.add("negative_count", name, np.asarray(negative, dtype=bool))
-    reasons = defects.reasons()
-    bad = np.asarray(reasons.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    index = np.flatnonzero(~bad)
+    typed = convert(raw, COMMITS, reference_time=now)
+    index = np.flatnonzero(~typed.failed)
     rejected = [
-        (int(i), r, detail(raw, int(i), r, defects.column(int(i), r)))
-        for i, r in zip(np.flatnonzero(bad).tolist(), reasons.filter(pa.array(bad)).to_pylist(), strict=True)
+        (int(i), str(typed.reason[i]), detail(raw, int(i), str(typed.reason[i]), str(typed.detail[i])))
+        for i in np.flatnonzero(typed.failed).tolist()
     ]
-    take = pa.array(index)
-    parents = lower(f["parents"].take(take))
-    if not canonical[index].all():
+    clean = typed.table.take(pa.array(index))
+    parents = lower(clean.column("parents").combine_chunks().fill_null(""))
+    if not matches(parents, CANONICAL_PARENTS).all():  # other whitespace between parents: one space
         parents = pc.utf8_trim(pc.replace_substring_regex(parents, PY_WHITESPACE + "+", " "), " ")
     parent_count = pc.divide(pc.add(pc.utf8_length(parents), 1), 41).cast(pa.int32())  # 40 hex + 1 space
-    repo, sha = lower(f["repo"].take(take)), lower(f["sha"].take(take))
-    columns = {
-        "repo": repo,
-        "sha": sha,
-        "author_name": squeeze(f["author_name"].take(take)),
-        "author_email": lower(f["author_email"].take(take)),
-        "authored_at": times["authored_at"].take(take),
-        "committer_name": squeeze(f["committer_name"].take(take)),
-        "committed_at": times["committed_at"].take(take),
-        "message": f["message"].take(take),
-        "parents": parents,
-        "parent_count": parent_count,
-        "is_merge": pc.greater_equal(parent_count, 2),
-        "additions": counts["additions"].take(take),
-        "deletions": counts["deletions"].take(take),
-    }
+    repo, sha = clean.column("repo").combine_chunks(), lower(clean.column("sha").combine_chunks())
+    columns = {name: clean.column(name).combine_chunks() for name in clean.column_names}
+    columns |= {"sha": sha, "parents": parents, "parent_count": parent_count}
+    columns["is_merge"] = pc.greater_equal(parent_count, 2)
+    columns = {name: columns[name] for name in SCHEMA.names if name != "content_hash"}
     keys = pc.binary_join_element_wise(repo, sha, "/")
     columns["content_hash"] = hash128(joined(list(columns.values())))
     return Cleaned(pa.table(columns, schema=SCHEMA), index, keys, hash128(keys), rejected)
-
-
-def _null(values: pa.Array) -> np.ndarray:
-    return np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)

@@ -36,10 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dotjoin.platform.files.dialect import DialectOptions
 from dotjoin.platform.files.errors import InputFileError
 from dotjoin.platform.files.types import TIMESTAMP_FORMATS
+from dotjoin.platform.quality.reasons import REASONS
 
 LogicalType = Literal["string", "integer", "number", "boolean", "date", "timestamp"]
 LOGICAL_TYPES: tuple[str, ...] = get_args(LogicalType)
 Normaliser = Literal["trim", "lower", "upper", "squeeze"]
+#: What a value can break: its type (parse) or a declared rule.
+Rule = Literal["parse", "pattern", "minimum", "maximum", "exclusiveMaximum"]
 DATE_FORMATS = ("iso8601", "dmy", "mdy")
 #: Values read as NULL (after trimming) unless a property says otherwise.
 NULL_VALUES = ("", "NULL", "null", "NA", "N/A", "n/a", "None", "none", "NaN", "nan")
@@ -56,8 +59,15 @@ class TypeOptions(_Model):
     timezone: str = "UTC"  # naive timestamps are read in this zone (and flagged)
     decimalSeparator: str = "."
     groupSeparator: str | None = None
+    currencySymbols: bool = False  # strip a leading/trailing $ € £ ¥ or USD/EUR/GBP from numbers
     trueValues: list[str] = Field(default=["true", "t", "yes", "y", "1"])
     falseValues: list[str] = Field(default=["false", "f", "no", "n", "0"])
+    # Rules a parsed value must keep (ODCS names). A string must match ``pattern`` (RE2, whole value); a
+    # number lie in [minimum, maximum]; a timestamp be before ``exclusiveMaximum`` ("now": the run's time).
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusiveMaximum: Literal["now"] | None = None
 
 
 class Property(_Model):
@@ -75,6 +85,16 @@ class Property(_Model):
     description: str | None = None
     examples: list[str] | None = None
     confidence: float | None = None  # inference only: share of sampled values of this type
+    # The reason code when this column breaks a rule, if not the default (parse: bad_<type>; pattern:
+    # bad_value; minimum/maximum: out_of_range; exclusiveMaximum: future_timestamp).
+    reasons: dict[Rule, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _reasons_known(self) -> Property:
+        unknown = [code for code in self.reasons.values() if code not in REASONS]
+        if unknown:
+            raise ValueError(f"unknown reason code {unknown[0]!r} (see docs/reasons.md)")
+        return self
 
     @model_validator(mode="after")
     def _formats_known(self) -> Property:

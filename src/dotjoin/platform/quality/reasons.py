@@ -35,6 +35,7 @@ REASONS: dict[str, str] = {
     # a parsed value breaks a rule
     "future_timestamp": "a timestamp after the run's reference time",
     "negative_count": "a count below zero",
+    "out_of_range": "a number outside its column's declared minimum or maximum",
     "non_positive_quantity": "a quantity of zero or less",
     "outside_file_day": "an event dated outside the day its file covers",
     "duplicate_key": "the same natural key as an earlier record (the first one is kept)",
@@ -83,7 +84,8 @@ REASONS: dict[str, str] = {
 }
 
 
-_RANK = {reason: rank for rank, reason in enumerate(REASONS)}
+#: The precedence rank of each code (lower first).
+RANK = {reason: rank for rank, reason in enumerate(REASONS)}
 
 
 def primary_reason(reasons: Iterable[str]) -> str:
@@ -92,12 +94,12 @@ def primary_reason(reasons: Iterable[str]) -> str:
     >>> primary_reason(["negative_count", "bad_timestamp", "missing_field"])
     'missing_field'
     """
-    return min(reasons, key=_RANK.__getitem__)
+    return min(reasons, key=RANK.__getitem__)
 
 
 def precedence(codes: Iterable[str]) -> tuple[str, ...]:
     """``codes`` in precedence order."""
-    return tuple(sorted(codes, key=_RANK.__getitem__))
+    return tuple(sorted(codes, key=RANK.__getitem__))
 
 
 def check_reason(reason: str) -> str:
