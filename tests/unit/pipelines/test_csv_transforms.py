@@ -20,7 +20,8 @@ from dotjoin.pipelines.csv_etl.cleaning_commits import clean_commits
 from dotjoin.pipelines.csv_etl.cleaning_retail import RATE, Reference, clean_sales, guest_id
 from dotjoin.pipelines.csv_etl.dedup import FirstSeen
 from dotjoin.pipelines.csv_etl.money import parse_discounts, parse_prices
-from dotjoin.pipelines.csv_etl.transforms import first_reason, hash128
+from dotjoin.pipelines.csv_etl.transforms import hash128
+from dotjoin.platform.files.convert import Converted
 from dotjoin.platform.files.types import parse_dates, parse_integers, parse_timestamps, squeeze, trim
 from dotjoin.simulate.csv_etl import dirt
 from tests.unit.pipelines.test_csv_generator import parse_discount, parse_money, parse_ts
@@ -178,12 +179,13 @@ def test_hashes_are_stable_and_distinct() -> None:
 
 
 def test_the_first_reason_in_precedence_wins() -> None:
-    masks = {
-        "no_fx_rate": np.array([True, True, False]),
-        "ragged_row": np.array([True, False, False]),
-        "bad_amount": np.array([False, True, False]),
-    }
-    assert first_reason(masks, 3).to_pylist() == ["ragged_row", "bad_amount", None]
+    converted = Converted(
+        pa.table({"x": [1, 2, 3]}), [("no_fx_rate", "sold_at", np.array([True, True, False]))]
+    )
+    converted.add("ragged_row", "", np.array([True, False, False]))
+    converted.add("bad_amount", "unit_price", np.array([False, True, False]))
+    assert converted.reason == ["ragged_row", "bad_amount", None]
+    assert converted.detail == ["", "unit_price", None]
 
 
 @settings(max_examples=200, deadline=None)

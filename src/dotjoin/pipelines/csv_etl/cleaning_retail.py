@@ -1,7 +1,9 @@
 """Cleaning rules of the retail dataset (``FORMATS.md``), vectorised over a chunk of sales lines.
 
-Every field is trimmed of spaces and tabs. Defects, in precedence order (a line is quarantined for the
-first one it has):
+The columns, types, formats and rules are declared in ``schemas/sales.yaml`` and applied by the
+platform's typed conversion; this module is the plug-in for money, references, imputation and the USD
+amount. Every field is trimmed of spaces and tabs. Defects, in precedence order (a line is quarantined
+for the first one it has):
 
 =======================  =========================================================================
 missing_field            invoice_id, line_no, sold_at, store_code, sku, quantity or unit_price empty
@@ -31,6 +33,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -38,22 +41,17 @@ import pyarrow.compute as pc
 
 from dotjoin.pipelines.csv_etl.cleaning_commits import Cleaned, detail
 from dotjoin.pipelines.csv_etl.money import DISCOUNT, PRICE, parse_discounts, parse_prices
-from dotjoin.pipelines.csv_etl.transforms import HASH, Defects, hash128, joined
-from dotjoin.platform.files.types import (
-    UTC_US,
-    at_or_after,
-    is_empty,
-    parse_integers,
-    parse_timestamps,
-    trim,
-    upper,
-)
+from dotjoin.pipelines.csv_etl.transforms import HASH, hash128, joined
+from dotjoin.platform.files.convert import convert
+from dotjoin.platform.files.schema import load_schema
+from dotjoin.platform.files.types import UTC_US, is_empty, trim
 
 logger = logging.getLogger(__name__)
 
 RATE = pa.decimal128(16, 10)
 AMOUNT = pa.decimal128(38, 12)
-REQUIRED = ("invoice_id", "line_no", "sold_at", "store_code", "sku", "quantity", "unit_price")
+#: The declared columns, types, formats and rules (schemas/sales.yaml); the code here is the plug-in.
+SALES = load_schema(Path(__file__).with_name("schemas") / "sales.yaml").table
 _MAX_QUANTITY = 10**12
 _MAX_AMOUNT = Decimal(10) ** 26
 
@@ -153,46 +151,38 @@ def clean_sales(raw: pa.Table, *, ref: Reference, now: datetime) -> Cleaned:
     >>> row["amount_usd"], row["currency"], row["customer_id"], row["customer_imputed"]
     (Decimal('2222.100000000000'), 'USD', 'guest-1895fc66d37b', True)
     """
-    n = raw.num_rows
-    f = {name: trim(raw.column(name).combine_chunks()) for name in raw.column_names}
-    invoice, store, sku = upper(f["invoice_id"]), upper(f["store_code"]), upper(f["sku"])
-    defects = Defects(n)
-    for name in REQUIRED:
-        defects.add("missing_field", name, is_empty(f[name]))
-    sold_at = parse_timestamps(f["sold_at"])
-    defects.add("bad_timestamp", "sold_at", ~is_empty(f["sold_at"]) & _null(sold_at))
-    line_no, quantity = parse_integers(f["line_no"]), parse_integers(f["quantity"])
-    for name, values in (("line_no", line_no), ("quantity", quantity)):
-        defects.add("bad_number", name, ~is_empty(f[name]) & _null(values))
-    too_many = _true(pc.greater_equal(pc.abs(quantity), _MAX_QUANTITY))
-    defects.add("bad_number", "quantity", too_many)
-    price, marker = parse_prices(f["unit_price"])
-    defects.add("bad_amount", "unit_price", ~is_empty(f["unit_price"]) & _null(price))
-    discount = parse_discounts(f["discount"])
-    defects.add("bad_amount", "discount", _null(discount))
-    defects.add("future_timestamp", "sold_at", at_or_after(sold_at, now))
-    defects.add("non_positive_quantity", "quantity", _true(pc.less_equal(quantity, 0)))
+    typed = convert(raw, SALES, reference_time=now)
+    t = {name: typed.table.column(name).combine_chunks() for name in typed.table.column_names}
+    invoice, store, sku, line_no, quantity, sold_at = (
+        t[c] for c in ("invoice_id", "store_code", "sku", "line_no", "quantity", "sold_at")
+    )
+    # The plug-ins: what a schema cannot say, as defects decided with the schema's by one precedence.
+    typed.add("bad_number", "quantity", _true(pc.greater_equal(pc.abs(quantity), _MAX_QUANTITY)))
+    price_text = trim(raw.column("unit_price").combine_chunks())
+    price, marker = parse_prices(price_text)
+    typed.add("bad_amount", "unit_price", ~is_empty(price_text) & _null(price))
+    discount = parse_discounts(trim(raw.column("discount").combine_chunks()))
+    typed.add("bad_amount", "discount", _null(discount))
     store_known = _true(pc.is_in(store, value_set=ref.stores))
-    defects.add("unknown_store", "store_code", ~is_empty(store) & ~store_known)
-    defects.add("unknown_sku", "sku", ~is_empty(sku) & ~_true(pc.is_in(sku, value_set=ref.skus)))
-    given = upper(f["currency"])
+    typed.add("unknown_store", "store_code", ~_null(store) & ~store_known)
+    typed.add("unknown_sku", "sku", ~_null(sku) & ~_true(pc.is_in(sku, value_set=ref.skus)))
+    given = t["currency"]
     currency = pc.if_else(pc.not_equal(given, ""), given, marker)
     store_cur = ref.store_currency.take(pc.index_in(store, value_set=ref.stores))
     imputed = _null(currency) & store_known
     currency = pc.if_else(pa.array(imputed), store_cur, currency)
     has_currency = ~_null(currency)
     known_cur = _true(pc.is_in(currency, value_set=ref.currencies))
-    defects.add("unknown_currency", "currency", has_currency & ~known_cur)
+    typed.add("unknown_currency", "currency", has_currency & ~known_cur)
     seconds = pc.cast(sold_at, pa.int64()).fill_null(0).to_numpy() // 1_000_000
     day = np.floor_divide(seconds, 86400)
     has_rate, rate = _as_of(ref, currency.fill_null(""), day)
-    defects.add("no_fx_rate", "sold_at", has_currency & known_cur & ~_null(sold_at) & ~has_rate)
+    typed.add("no_fx_rate", "sold_at", has_currency & known_cur & ~_null(sold_at) & ~has_rate)
 
-    reasons = defects.reasons()
-    bad = ~_null(reasons)
+    bad = typed.failed
     rejected = [
-        (int(i), r, detail(raw, int(i), r, defects.column(int(i), r)))
-        for i, r in zip(np.flatnonzero(bad).tolist(), reasons.filter(pa.array(bad)).to_pylist(), strict=True)
+        (int(i), str(typed.reason[i]), detail(raw, int(i), str(typed.reason[i]), str(typed.detail[i])))
+        for i in np.flatnonzero(bad).tolist()
     ]
     index = np.flatnonzero(~bad)
     take = pa.array(index)
@@ -204,7 +194,7 @@ def clean_sales(raw: pa.Table, *, ref: Reference, now: datetime) -> Cleaned:
         rejected.sort()
         keep = pa.array(~too_big)
         index, take, amount = index[~too_big], pa.array(index[~too_big]), amount.filter(keep)
-    customer = f["customer_id"].take(take)
+    customer = t["customer_id"].take(take)
     no_customer = is_empty(customer)
     keys = pc.binary_join_element_wise(invoice.take(take), pc.cast(line_no.take(take), pa.string()), "/")
     columns = {
@@ -215,7 +205,10 @@ def clean_sales(raw: pa.Table, *, ref: Reference, now: datetime) -> Cleaned:
         "store_code": store.take(take),
         "sku": sku.take(take),
         "customer_id": _impute_customers(
-            customer, no_customer, f["store_code"].take(take), f["invoice_id"].take(take)
+            customer,
+            no_customer,
+            trim(raw.column("store_code").combine_chunks()).take(take),
+            trim(raw.column("invoice_id").combine_chunks()).take(take),
         ),
         "customer_imputed": pa.array(no_customer),
         "quantity": quantity.take(take),

@@ -12,14 +12,13 @@ Money and discounts live in :mod:`~dotjoin.pipelines.csv_etl.money`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import mmh3
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dotjoin.pipelines.csv_etl.reasons import REASON_PRECEDENCE
 from dotjoin.platform.files.types import _plain
 
 logger = logging.getLogger(__name__)
@@ -73,60 +72,3 @@ def hash_words(digests: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         2 * digests.offset : 2 * (digests.offset + len(digests))
     ]
     return words[0::2].copy(), words[1::2].copy()
-
-
-# -- reasons ----------------------------------------------------------------------------------------
-
-
-def first_reason(defects: Mapping[str, np.ndarray], n: int) -> pa.Array:
-    """Per row, the defect that comes first in the reason precedence (NULL when there is none).
-
-    >>> first_reason({"negative_count": np.array([True, True, False]),
-    ...               "bad_timestamp": np.array([True, False, False])}, 3).to_pylist()
-    ['bad_timestamp', 'negative_count', None]
-    """
-    codes = np.full(n, -1, dtype=np.int64)
-    for rank, reason in reversed(list(enumerate(REASON_PRECEDENCE))):
-        mask = defects.get(reason)
-        if mask is not None:
-            codes[mask] = rank
-    names = pa.array(list(REASON_PRECEDENCE), pa.string())
-    return pc.take(names, pa.array(codes, mask=codes < 0))
-
-
-class Defects:
-    """The defects found in a chunk: per (reason, column) a row mask; picks each row's one reason.
-
-    >>> d = Defects(3)
-    >>> d.add("negative_count", "additions", np.array([True, False, False]))
-    >>> d.add("bad_timestamp", "authored_at", np.array([True, True, False]))
-    >>> d.reasons().to_pylist(), d.column(0, "bad_timestamp")
-    (['bad_timestamp', 'bad_timestamp', None], 'authored_at')
-    """
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.found: dict[str, list[tuple[str, np.ndarray]]] = {}
-
-    def add(self, reason: str, column: str, mask: np.ndarray) -> None:
-        """Record that ``column`` has defect ``reason`` where ``mask`` is true."""
-        if mask.any():
-            self.found.setdefault(reason, []).append((column, mask))
-
-    def masks(self) -> dict[str, np.ndarray]:
-        """Per reason, the rows that have it (on any column)."""
-        out = {}
-        for reason, items in self.found.items():
-            mask = np.zeros(self.n, dtype=bool)
-            for _, m in items:
-                mask |= m
-            out[reason] = mask
-        return out
-
-    def reasons(self) -> pa.Array:
-        """Per row, the reason that comes first in the precedence, or NULL."""
-        return first_reason(self.masks(), self.n)
-
-    def column(self, row: int, reason: str) -> str:
-        """The first column that gave ``row`` its ``reason`` (for the quarantine detail)."""
-        return next((c for c, m in self.found.get(reason, []) if m[row]), "")

@@ -55,19 +55,47 @@ _REASON = {
 class Converted:
     """The typed columns of a chunk and why rows cannot load.
 
+    A plug-in (money in a locale, a reference lookup) adds its own defects with :meth:`add`; each row's
+    reason is then decided again over all of them, by the platform's precedence.
+
     Attributes:
         table: typed columns (rows that cannot load hold NULLs there).
-        reason: per row, the first reason it cannot load, or None.
+        defects: (reason, column, rows) found, in column order.
+        naive_masks: per timestamp column, the rows whose value had no offset (read in its zone).
+        reason: per row, the reason it cannot load, or None.
         detail: per row, the column that failed (for the quarantine).
-        naive: per timestamp column, how many values of loadable rows had no offset (read in its zone).
         failed: per row, whether it cannot load (``reason`` is not None), as a numpy mask.
+        naive: per timestamp column, how many loadable rows had a value with no offset.
     """
 
     table: pa.Table
-    reason: list[str | None]
-    detail: list[str | None]
-    naive: dict[str, int] = field(default_factory=dict)
-    failed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    defects: list[tuple[str, str, np.ndarray]]
+    naive_masks: dict[str, np.ndarray] = field(default_factory=dict)
+    reason: list[str | None] = field(init=False)
+    detail: list[str | None] = field(init=False)
+    failed: np.ndarray = field(init=False)
+    naive: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._decide()
+
+    def add(self, reason: str, column: str, rows: np.ndarray) -> None:
+        """Add a plug-in's defect (``rows``: a mask) and decide each row's reason again."""
+        self.defects.append((reason, column, rows))
+        self._decide()
+
+    def _decide(self) -> None:
+        n = self.table.num_rows
+        reason: np.ndarray = np.full(n, None, dtype=object)
+        detail: np.ndarray = np.full(n, None, dtype=object)
+        failed = np.zeros(n, dtype=bool)
+        for code, column, rows in sorted(self.defects, key=lambda d: RANK[d[0]]):  # stable: column order
+            first = rows & ~failed
+            if first.any():
+                reason[first], detail[first] = code, column
+                failed |= first
+        self.reason, self.detail, self.failed = reason.tolist(), detail.tolist(), failed
+        self.naive = {name: int(np.count_nonzero(mask & ~failed)) for name, mask in self.naive_masks.items()}
 
 
 def normalise(values: pa.Array, prop: Property) -> pa.Array:
@@ -237,7 +265,6 @@ def convert(strings: pa.Table, table: Table, *, reference_time: datetime | None 
     :data:`~dotjoin.platform.quality.reasons.REASONS`: missing, then unparsable, then a broken rule),
     then in column order. ``reference_time`` is "now" of ``exclusiveMaximum: now``.
     """
-    n = strings.num_rows
     defects: list[tuple[str, str, np.ndarray]] = []  # (reason, column, rows), in column order
     columns: dict[str, pa.Array] = {}
     naive_masks: dict[str, np.ndarray] = {}
@@ -260,14 +287,4 @@ def convert(strings: pa.Table, table: Table, *, reference_time: datetime | None 
             if unset.any()
             else typed
         )
-    reason: np.ndarray = np.full(n, None, dtype=object)
-    detail: np.ndarray = np.full(n, None, dtype=object)
-    failed = np.zeros(n, dtype=bool)
-    for code, column, rows in sorted(defects, key=lambda d: RANK[d[0]]):  # stable: column order within a code
-        first = rows & ~failed
-        if first.any():
-            reason[first], detail[first] = code, column
-            failed |= first
-    loads = ~failed
-    naive_counts = {name: int(np.count_nonzero(mask & loads)) for name, mask in naive_masks.items()}
-    return Converted(pa.table(columns), reason.tolist(), detail.tolist(), naive_counts, failed)
+    return Converted(pa.table(columns), defects, naive_masks)
