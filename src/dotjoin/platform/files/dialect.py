@@ -18,10 +18,11 @@ How each part is decided:
   with mostly empty cells, or one-field lines such as ``(3 rows)``; a merely short record is a ragged row.
 * **comments**: lines starting with ``#`` that are not records of the table's width.
 * **header**: the first record is a header when its cells do not have the type of their column's body
-  (text above numbers, dates or booleans); with only text columns, when its cells are distinct names
-  that never occur in the body. Otherwise there is no header and columns are ``column_1..n``.
-* **trailing delimiter**: every record, header included, ends with an empty field: the last column is
-  dropped.
+  (text above numbers, dates or booleans); with only text columns, when its non-empty cells are names
+  that never occur in the body. Otherwise there is no header and columns are ``column_1..n``; the run
+  report says which way it went and why (``--header``/``--no-header`` decide).
+* **trailing delimiter**: every record, the header included, ends with an empty field: the last column
+  is dropped (without a header, an always-empty last column is kept: it may be data).
 """
 
 from __future__ import annotations
@@ -294,7 +295,7 @@ def sniff(
         header, why = _has_header(table, best.width, path=path)
         evidence.append(why)
     names = tuple(table[0]) if header and table else tuple(f"column_{i + 1}" for i in range(best.width))
-    trailing = _trailing_delimiter(table, best.width)
+    trailing = header and _trailing_delimiter(table, best.width)
     if trailing:
         names = names[:-1]
         evidence.append("every record ends with a delimiter")
@@ -323,8 +324,15 @@ def sniff(
 
 
 def _table_start(records: list[list[str]], width: int) -> int:
-    """Index of the first record of the table: the first one of the table's width."""
-    return next((i for i, record in enumerate(records) if len(record) == width), 0)
+    """Index of the first record of the table: the first one of the table's width that is not a title
+    or an empty row padded with delimiters (``Report,,``, ``,,``: one filled cell of three or more)."""
+    for i, record in enumerate(records):
+        if len(record) != width:
+            continue
+        if width >= 3 and sum(1 for f in record if f.strip()) <= 1 and i + 1 < len(records):
+            continue
+        return i
+    return 0
 
 
 def _blank_before_table(records: list[list[str]], lines: list[int], width: int) -> bool:
@@ -365,7 +373,8 @@ def _has_header(records: list[list[str]], width: int, *, path: str) -> tuple[boo
         first = records[0] if records else []
         named = bool(first) and all(_kind(c) == "text" for c in first)
         return named, "one record only: a header when all its cells are text"
-    head, body = records[0], [r for r in records[1:201] if len(r) == width]
+    head = records[0]
+    body = [r for r in records[1:201] if len(r) == width and r != head]  # a repeated header is not body
     if len(head) != width or not body:
         return True, "the first record is the header (assumed: too few records to compare)"
     votes = 0
@@ -390,16 +399,11 @@ def _has_header(records: list[list[str]], width: int, *, path: str) -> tuple[boo
         return True, f"header: {votes} column(s) have text above typed values"
     if votes < 0:
         return False, "no header: the first record has the types of the body"
-    cells = [c.strip() for c in head]
+    cells = [c.strip() for c in head if c.strip()]
     body_values = {r[i].strip() for r in body for i in range(width)}
-    distinct = all(cells) and len(set(cells)) == len(cells) and not (set(cells) & body_values)
-    if distinct and all(_kind(c) == "text" for c in cells):
-        return True, "header: distinct names that never occur in the body"
-    if not all(cells) or set(cells) & body_values:
-        return False, "no header: the first record's values occur in the body"
-    raise AmbiguousInputError(
-        f"{path}: cannot tell whether the first record is a header; pass --header or --no-header"
-    )
+    if cells and all(_kind(c) == "text" for c in cells) and not (set(cells) & body_values):
+        return True, "header: names that never occur in the body (--no-header if it is data)"
+    return False, "no header: the first record's values are not all names or occur in the body (--header)"
 
 
 def _trailing_delimiter(records: list[list[str]], width: int) -> bool:

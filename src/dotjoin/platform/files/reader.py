@@ -172,6 +172,8 @@ class DelimitedReader:
         self.preamble: list[str] = []
         self.footer: list[str] = []
         self._header_at: int | None = None
+        self._header_bytes: bytes | None = None
+        self.repeated_headers = 0
         self.padded_rows = 0
         options = options or DialectOptions()
         if data is None and not path.exists():
@@ -186,13 +188,17 @@ class DelimitedReader:
                 sample, path=str(path), forced=encoding, at_eof=at_eof
             )
             text = self._sample_text(sample, at_eof)
-            if not text.strip():
+            if not text.strip() and not (allow_empty and columns is None):
                 expected = f": expected a header line with columns {', '.join(columns)}" if columns else ""
                 raise InputFileError(f"{path} is empty{expected}")
-            if columns is not None:
+            self.header_fields: tuple[str, ...] = ()
+            self.names: tuple[str, ...] = ()
+            if not text.strip():  # allowed: a file with nothing in it reads as no records
+                self.dialect: Dialect = Dialect(header=False, evidence=("empty file",))
+            elif columns is not None:
                 match = match_header(text, columns, path=str(path), forced=options.delimiter)
-                self.header_fields: tuple[str, ...] = match.header
-                self.dialect: Dialect = Dialect(
+                self.header_fields = match.header
+                self.dialect = Dialect(
                     delimiter=match.delimiter,
                     columns=match.columns,
                     confidence=match.confidence,
@@ -313,6 +319,8 @@ class DelimitedReader:
 
     def __iter__(self) -> Iterator[Chunk]:
         d = self.dialect
+        if not self.names:  # an empty file (allow_empty)
+            return
         buf = b""
         eof = False
         line = 1
@@ -430,6 +438,14 @@ class DelimitedReader:
             if candidates.size:
                 skip[candidates[0]] = True
                 self._header_at = int(framed.line[candidates[0]])
+                at = int(candidates[0])
+                self._header_bytes = bytes(data[int(framed.start[at]) : int(framed.end[at])])
+        if self._header_bytes is not None and n:  # the header again (a concatenated export): not data
+            length = framed.end - framed.start
+            for i in np.flatnonzero((length == len(self._header_bytes)) & ~skip).tolist():
+                if data[int(framed.start[i]) : int(framed.end[i])] == self._header_bytes:
+                    skip[i] = True
+                    self.repeated_headers += 1
         if last and d.footer_records:
             tail = np.flatnonzero(~skip)[-d.footer_records :]
             skip[tail] = True
