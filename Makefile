@@ -76,7 +76,11 @@ airflow-lock: venv
 	$(BIN)/uv pip compile -q pyproject.toml requirements/airflow.in --extra postgres --extra dbt \
 		-c requirements/dev.lock --python-version 3.11 -o requirements/airflow.lock
 
+# The baselines' clients of the bench extra (DuckDB's postgres extension, ADBC) go next to the lock.
+BENCH_TOOLS := duckdb-extension-postgres-scanner==1.5.5 adbc-driver-postgresql==1.13.0
+
 bench: venv
+	$(BIN)/uv pip install -q --python $(BIN)/python -c requirements/dev.lock $(BENCH_TOOLS)
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import glob as globbing
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +33,7 @@ from dotjoin.platform.files import DelimitedReader, InputFileError
 from dotjoin.platform.files.convert import ARROW_TYPES, convert
 from dotjoin.platform.files.header import header_key
 from dotjoin.platform.files.infer import infer_schema
+from dotjoin.platform.files.reader import Chunk
 from dotjoin.platform.files.schema import Schema, Source, load_schema
 from dotjoin.platform.quality.quarantine import QUARANTINE_TABLE, Quarantine
 from dotjoin.platform.runs import RunReport, start_run
@@ -39,6 +42,7 @@ from dotjoin.platform.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 PIPELINE = "load"
 SOURCE_FILE = "_source_file"
 SOURCE_LINE = "_source_line"
@@ -110,6 +114,107 @@ def _match_columns(reader: DelimitedReader, schema: Schema, path: Path) -> dict[
     return matched
 
 
+def _background(items: Iterator[T], *, name: str, depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a worker thread, ``depth`` items ahead; its exceptions re-raise here.
+
+    Leaving early (an error downstream, a closed generator) stops the worker, closes ``items`` in its
+    thread and waits for it, so nothing reads on after the caller has moved on.
+    """
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("done", None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name=f"dotjoin-{name}", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _typed_rows(
+    chunk: Chunk,
+    columns: dict[str, str],
+    schema: Schema,
+    *,
+    path: Path,
+    source: str,
+    quarantine: Quarantine,
+    seen: dict[tuple[Any, ...], str],
+    counts: _Counts,
+    table_columns: pa.Schema,
+) -> pa.Table:
+    """One chunk's loadable rows (typed, first of their key), its rejects and duplicates quarantined."""
+    key = schema.table.key
+    counts.input += chunk.records
+    for rej in chunk.rejected:
+        quarantine.reject(source=source, position=rej.line, reason=rej.reason, detail=rej.detail, raw=rej.raw)
+    strings = pa.table({name: chunk.table.column(col) for name, col in columns.items()})
+    converted = convert(strings, schema.table)
+    counts.naive_timestamps += sum(converted.naive.values())
+    good = ~converted.failed
+    for i in np.flatnonzero(converted.failed).tolist():
+        quarantine.reject(
+            source=source,
+            position=int(chunk.line[i]),
+            reason=str(converted.reason[i]),
+            detail=f"column {converted.detail[i]}",
+            raw=chunk.raw(i),
+        )
+    rows = converted.table.filter(pa.array(good)) if not good.all() else converted.table
+    lines = chunk.line[good]
+    if key and schema.table.dedup != "none":
+        keep = np.ones(rows.num_rows, dtype=bool)
+        key_values = list(zip(*(rows.column(k).to_pylist() for k in key), strict=True))
+        good_at = np.flatnonzero(good)
+        for i, value in enumerate(key_values):
+            first = seen.get(value)
+            if first is None:
+                seen[value] = f"{path.name}:{int(lines[i])}"
+                continue
+            keep[i] = False
+            counts.duplicates += 1
+            quarantine.reject(
+                source=source,
+                position=int(lines[i]),
+                reason="duplicate_key",
+                detail=f"same {', '.join(key)} as {first}",
+                raw=chunk.raw(int(good_at[i])),
+            )
+        rows, lines = rows.filter(pa.array(keep)), lines[keep]
+    rows = rows.append_column(SOURCE_FILE, pa.repeat(pa.scalar(source, pa.string()), rows.num_rows))
+    rows = rows.append_column(SOURCE_LINE, pa.array(lines, pa.int64()))
+    return rows.cast(table_columns)
+
+
 def _load_file(
     wh: Warehouse,
     path: Path,
@@ -121,59 +226,64 @@ def _load_file(
     counts: _Counts,
     progress: Callable[[int, int, str], None] | None,
 ) -> None:
+    """Load one file in one transaction; its rows stream into the warehouse while the file is read.
+
+    Streaming keeps memory bounded by a chunk (not the file) and lets the server ingest one chunk
+    while the next is parsed. An upsert (a primary key, into an existing table) needs the whole batch:
+    that path collects the file's rows first.
+    """
     source = str(path.resolve())
     quarantine = Quarantine(f"{PIPELINE}:{table}", run_id)
     key = schema.table.key
-    batches: list[pa.Table] = []
+    table_columns = _table_columns(schema)
     before = (counts.input, counts.output, counts.quarantined, counts.duplicates)
+    failure: list[BaseException] = []
     with DelimitedReader(
         path, options=schema.source.options(), encoding=schema.source.encoding, allow_empty=True
     ) as reader:
         columns = _match_columns(reader, schema, path)
         size = path.stat().st_size
-        for chunk in reader:
-            counts.input += chunk.records
-            for rej in chunk.rejected:
-                quarantine.reject(
-                    source=source, position=rej.line, reason=rej.reason, detail=rej.detail, raw=rej.raw
-                )
-            strings = pa.table({name: chunk.table.column(col) for name, col in columns.items()})
-            converted = convert(strings, schema.table)
-            counts.naive_timestamps += sum(converted.naive.values())
-            good = np.array([r is None for r in converted.reason], dtype=bool)
-            for i in np.flatnonzero(~good).tolist():
-                quarantine.reject(
-                    source=source,
-                    position=int(chunk.line[i]),
-                    reason=str(converted.reason[i]),
-                    detail=f"column {converted.detail[i]}",
-                    raw=chunk.raw(i),
-                )
-            rows = converted.table.filter(pa.array(good))
-            lines = chunk.line[good]
-            if key and schema.table.dedup != "none":
-                keep = np.ones(rows.num_rows, dtype=bool)
-                key_values = list(zip(*(rows.column(k).to_pylist() for k in key), strict=True))
-                for i, value in enumerate(key_values):
-                    first = seen.get(value)
-                    if first is None:
-                        seen[value] = f"{path.name}:{int(lines[i])}"
-                        continue
-                    keep[i] = False
-                    counts.duplicates += 1
-                    quarantine.reject(
-                        source=source,
-                        position=int(lines[i]),
-                        reason="duplicate_key",
-                        detail=f"same {', '.join(key)} as {first}",
-                        raw=chunk.raw(int(np.flatnonzero(good)[i])),
+
+        def typed() -> Iterator[pa.Table]:
+            for chunk in _background(iter(reader), name="load-read"):
+                yield _typed_rows(
+                    chunk, columns, schema, path=path, source=source, quarantine=quarantine,
+                    seen=seen, counts=counts, table_columns=table_columns,
+                )  # fmt: skip
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            # Three stages overlap: reading (one thread), typing (another), loading (the caller's).
+            try:
+                for rows in _background(typed(), name="load-type"):
+                    yield from rows.to_batches()
+                    if progress:
+                        progress(reader.position, size, path.name)
+            except BaseException as exc:  # re-raised as is below, whatever the engine wraps it in
+                failure.append(exc)
+                raise
+
+        try:
+            with wh.transaction():
+                if wh.table_exists(table):
+                    wh.execute(f"DELETE FROM {_quote(table)} WHERE {SOURCE_FILE} = $1", [source])
+                if wh.table_exists(QUARANTINE_TABLE):
+                    wh.execute(
+                        f"DELETE FROM {QUARANTINE_TABLE} WHERE pipeline = $1 AND source = $2",
+                        [quarantine.pipeline, source],
                     )
-                rows, lines = rows.filter(pa.array(keep)), lines[keep]
-            rows = rows.append_column(SOURCE_FILE, pa.array([source] * rows.num_rows, pa.string()))
-            rows = rows.append_column(SOURCE_LINE, pa.array(lines, pa.int64()))
-            batches.append(rows)
-            if progress:
-                progress(reader.position, size, path.name)
+                if key and wh.table_exists(table):
+                    data = pa.Table.from_batches(list(batches()), schema=table_columns)
+                    loaded = data.num_rows
+                    if loaded:
+                        wh.upsert(table, data, key=list(key))
+                else:
+                    stream = pa.RecordBatchReader.from_batches(table_columns, batches())
+                    loaded = wh.load_arrow(table, stream)
+                quarantine.flush(wh)
+        except Exception as exc:
+            if failure and failure[0] is not exc:
+                raise failure[0] from failure[0].__cause__
+            raise
         dialect, encoding = reader.dialect, reader.encoding
         skipped = {
             "preamble_lines": dialect.skip_lines,
@@ -183,35 +293,14 @@ def _load_file(
             "padded_rows": reader.padded_rows,
         }
         footer, preamble = reader.footer, reader.preamble
-    data = (
-        pa.concat_tables(batches).cast(_table_columns(schema))
-        if batches
-        else _table_columns(schema).empty_table()
-    )
     rejected = len(quarantine)
     counts.quarantined += rejected - (counts.duplicates - before[3])
-    with wh.transaction():
-        if wh.table_exists(table):
-            wh.execute(f"DELETE FROM {_quote(table)} WHERE {SOURCE_FILE} = $1", [source])
-        if wh.table_exists(QUARANTINE_TABLE):
-            wh.execute(
-                f"DELETE FROM {QUARANTINE_TABLE} WHERE pipeline = $1 AND source = $2",
-                [quarantine.pipeline, source],
-            )
-        if data.num_rows or not wh.table_exists(table):
-            if key:
-                wh.upsert(table, data, key=list(key)) if wh.table_exists(table) else wh.load_arrow(
-                    table, data
-                )
-            else:
-                wh.load_arrow(table, data)
-        quarantine.flush(wh)
-    counts.output += data.num_rows
+    counts.output += loaded
     counts.files.append(
         {
             "file": source,
             "records": counts.input - before[0],
-            "loaded": data.num_rows,
+            "loaded": loaded,
             "quarantined": rejected - (counts.duplicates - before[3]),
             "duplicates": counts.duplicates - before[3],
             "encoding": encoding.encoding,

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -64,6 +66,45 @@ LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
+
+
+class _Sender:
+    """Writes a COPY's buffers from a worker thread, at most ``depth`` buffers behind the producer.
+
+    The server ingests one batch while this thread encodes the next (and the caller reads its source);
+    memory stays bounded by ``depth`` encoded batches. Only the worker touches the connection until
+    the block ends; the worker's error is raised in the producer at its next call or at the end.
+    """
+
+    def __init__(self, copy: psycopg.Copy, depth: int = 2) -> None:
+        self._copy = copy
+        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="dotjoin-copy", daemon=True)
+
+    def _work(self) -> None:
+        try:
+            while (data := self._queue.get()) is not None:
+                self._copy.write(data)
+        except BaseException as exc:
+            self._error = exc
+            while self._queue.get() is not None:  # keep draining: the producer must never block
+                pass
+
+    def __call__(self, data: bytes | memoryview) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def __enter__(self) -> _Sender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc_info[0] is None:
+            raise self._error
 
 
 def _cols(names: Sequence[str], alias: str | None = None) -> sql.Composable:
@@ -273,12 +314,12 @@ class PostgresWarehouse(Warehouse):
         )
         rows = 0
         with self._translated("COPY"), self._live().cursor() as cur:
-            with cur.copy(statement) as copy:
-                copy.write(pg_copy.HEADER)
+            with cur.copy(statement) as copy, _Sender(copy) as send:
+                send(pg_copy.HEADER)
                 for batch in iter_batches(data):
-                    copy.write(pg_copy.encode_batch(batch, pg_types))
+                    send(pg_copy.encode_batch(batch, pg_types))
                     rows += batch.num_rows
-                copy.write(pg_copy.TRAILER)
+                send(pg_copy.TRAILER)
             if cur.rowcount >= 0 and cur.rowcount != rows:
                 raise WarehouseError(
                     f"COPY into {'.'.join(parts)} wrote {cur.rowcount} rows, expected {rows}"
