@@ -376,9 +376,13 @@ def test_a_title_row_padded_with_delimiters_is_preamble(tmp_path: Path) -> None:
 def test_an_empty_file_reads_as_no_records_when_allowed(tmp_path: Path, local_settings: Settings) -> None:
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
-    assert _read(path, allow_empty=True)[1] == []
+    assert _read(path)[1] == []
     with pytest.raises(DotjoinError, match="is empty"):
-        _read(path)
+        _read(path, allow_empty=False)
+    header_only = tmp_path / "header.csv"
+    header_only.write_bytes(b"id,name\r\n")
+    names, rows, _ = _read(header_only)
+    assert names == ("id", "name") and rows == []
 
 
 def test_without_a_header_an_always_empty_last_column_is_kept(tmp_path: Path) -> None:

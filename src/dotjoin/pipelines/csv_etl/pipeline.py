@@ -260,6 +260,7 @@ def run(
             options=DialectOptions(delimiter=delimiter),
             encoding=encoding,
             block_bytes=block_bytes,
+            allow_empty=False,
         ) as reader:
             run.report.params.update(
                 detected_encoding=reader.encoding.encoding,

@@ -36,7 +36,7 @@ class ReferenceData:
 
 
 def _read(path: Path, spec: FileSpec) -> tuple[pa.Table, np.ndarray]:
-    with DelimitedReader(path, columns=spec.columns) as reader:
+    with DelimitedReader(path, columns=spec.columns, allow_empty=False) as reader:
         chunks = list(reader)
     bad = [r for c in chunks for r in c.rejected]
     if bad:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 NL, CR = 0x0A, 0x0D
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+#: A quoted field spanning more lines than this is a quote that never closes (see :func:`frame_slow`).
+MAX_RECORD_LINES = 10_000
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Framed:
         lines: physical lines in ``data[:consumed]``.
         empty_lines: lines that are not records.
         anomaly: irregular quoting: the vectorised rule may read differently from :mod:`csv`.
+        multiline: per record, whether a (quoted) line break is inside it.
     """
 
     start: np.ndarray
@@ -55,6 +59,7 @@ class Framed:
     lines: int
     empty_lines: int
     anomaly: bool = False
+    multiline: np.ndarray | None = None  # per record: it spans lines (fast framing only)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -151,7 +156,9 @@ def frame(
         end -= crlf
     keep = end > seg_start
     start, end, after = seg_start[keep], end[keep], after[keep]
-    line = first_line + np.searchsorted(breaks, start).astype(np.int64)
+    first_break = np.searchsorted(breaks, start)
+    line = first_line + first_break.astype(np.int64)
+    multiline = np.searchsorted(breaks, end) > first_break  # a line break inside: a quoted one
     delims = _outside(np.flatnonzero(body == d), quotes)
     fields = np.searchsorted(delims, end) - np.searchsorted(delims, start) + 1
     lines = int(np.count_nonzero(breaks < consumed))
@@ -167,6 +174,7 @@ def frame(
         lines=lines,
         empty_lines=int(np.count_nonzero(~keep)),
         anomaly=anomaly,
+        multiline=multiline,
     )
 
 
@@ -190,6 +198,7 @@ def frame_slow(
     first_line: int = 1,
     final: bool = False,
     target: int = 0,
+    width: int | None = None,
 ) -> SlowRecords | None:
     """Frame and split records with Python's :mod:`csv` (the reference semantics).
 
@@ -202,6 +211,9 @@ def frame_slow(
         first_line: the physical line number of ``data[0]``.
         final: ``data`` ends the file.
         target: stop at the first record boundary at or after this offset (0: read all of ``data``).
+        width: the table's fields per record. A record spanning several lines with another width (or
+            more than :data:`MAX_RECORD_LINES`) is a stray quote: its first line becomes a record that
+            cannot be split, and reading goes on at the next line.
 
     Returns:
         The records, or None when no complete record fits in ``data``.
@@ -209,6 +221,8 @@ def frame_slow(
     >>> r = frame_slow(b'a,b"c\\r\\n\\n"x\\ny",2\\n', ",", final=True)
     >>> r.values, r.framed.line.tolist(), r.framed.lines
     ([['a', 'b"c'], ['x\\ny', '2']], [1, 3], 4)
+    >>> frame_slow(b'1,a,x\\n2,"b,y\\n3,c,z\\n4,d,w\\n', ",", final=True, width=3).values
+    [['1', 'a', 'x'], None, ['3', 'c', 'z'], ['4', 'd', 'w']]
     """
     offsets = [0]
     for match in _LINE_BREAK.finditer(data):
@@ -218,16 +232,21 @@ def frame_slow(
     if final and offsets[-1] < len(data):
         offsets.append(len(data))
     n_lines = len(offsets) - 1
-    texts = (data[offsets[i] : offsets[i + 1]].decode("latin-1") for i in range(n_lines))
-    reader = csv.reader(
-        texts,
-        delimiter=delimiter,
-        quotechar=quote or '"',
-        quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
-        escapechar=escape,
-        doublequote=escape is None,
-        strict=False,
-    )
+
+    def reader_from(line: int) -> Iterator[list[str]]:
+        texts = (data[offsets[i] : offsets[i + 1]].decode("latin-1") for i in range(line, n_lines))
+        return csv.reader(
+            texts,
+            delimiter=delimiter,
+            quotechar=quote or '"',
+            quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
+            escapechar=escape,
+            doublequote=escape is None,
+            strict=False,
+        )
+
+    reader = reader_from(0)
+    base = 0  # the line the current csv reader started on
     starts: list[int] = []
     ends: list[int] = []
     afters: list[int] = []
@@ -242,9 +261,16 @@ def frame_slow(
             break
         except csv.Error:
             record = None  # e.g. a field over csv.field_size_limit(): quarantined as ragged
-        used = reader.line_num
-        if used >= n_lines and not final and record:
+        used = base + reader.line_num  # type: ignore[attr-defined]
+        span = used - done
+        stray = span > MAX_RECORD_LINES or (
+            span > 1 and width is not None and record is not None and len(record) != width
+        )
+        if used >= n_lines and not final and record and not stray:
             break  # may continue past the end of data
+        if stray:  # a quote that never closes swallowed the lines after it: only its own line is lost
+            used, record = done + 1, None
+            reader, base = reader_from(used), used
         first, after = offsets[done], offsets[used]
         if record == []:
             empty += used - done

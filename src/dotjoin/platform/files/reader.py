@@ -139,7 +139,8 @@ class DelimitedReader:
         options: dialect parts the user fixed (delimiter, quote, header...).
         encoding: overrules encoding detection.
         block_bytes: bytes per block.
-        allow_empty: a file with no data records is read as empty instead of refused.
+        allow_empty: a file with nothing in it, or a header and no records, reads as no records (as
+            DuckDB and pandas read it); False refuses it with one line (an export that must hold data).
         data: the file's bytes when they are already in memory (a zip member, an HTTP body);
             ``path`` then only names the file in messages.
 
@@ -156,7 +157,7 @@ class DelimitedReader:
         options: DialectOptions | None = None,
         encoding: str | None = None,
         block_bytes: int = BLOCK_BYTES,
-        allow_empty: bool = False,
+        allow_empty: bool = True,
         data: bytes | None = None,
     ) -> None:
         self.path = path
@@ -326,6 +327,7 @@ class DelimitedReader:
         line = 1
         header_pending = d.header
         hold = HOLD_BYTES if d.footer_records else 0
+        width = None if d.pad_short_rows else d.width  # what tells a stray quote from a multi-line field
         want = self.block_bytes + hold
         extended = False
         preamble_pending = d.skip_lines > 0
@@ -348,6 +350,9 @@ class DelimitedReader:
             framed = (
                 None if d.escape else frame(view, d.delimiter, quote=d.quote, first_line=line, final=final)
             )
+            if framed is not None and width is not None and framed.multiline is not None:
+                # A multi-line record of another width may be a quote never closed: the exact framer decides.
+                framed.anomaly |= bool((framed.multiline & (framed.fields != width)).any())
             slow_values: list[list[str] | None] | None = None
             if framed is None or framed.anomaly:
                 if not eof and (framed is None or not extended) and not d.escape:
@@ -360,6 +365,7 @@ class DelimitedReader:
                     d.delimiter,
                     quote=d.quote,
                     escape=d.escape,
+                    width=width,
                     first_line=line,
                     final=final,
                     target=target,
@@ -377,8 +383,8 @@ class DelimitedReader:
             chunk = self._chunk(data, framed, slow_values, header_pending, eof and not buf)
             if chunk is None:  # pyarrow split the block differently: the csv module decides
                 slow = frame_slow(
-                    data[: framed.consumed], d.delimiter, quote=d.quote, escape=d.escape, first_line=line,
-                    final=True,
+                    data[: framed.consumed], d.delimiter, quote=d.quote, escape=d.escape, width=width,
+                    first_line=line, final=True,
                 )  # fmt: skip
                 assert slow is not None
                 framed = slow.framed
