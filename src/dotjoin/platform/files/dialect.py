@@ -59,6 +59,7 @@ class Dialect:
         delimiter: the field separator.
         quote: the quote character, or None when fields are never quoted.
         escape: the escape character inside quotes (a backslash), or None when quotes are doubled.
+        skip_initial_space: spaces after a delimiter are not part of the field (``1, "a, b", 2``).
         header: whether the first record of the table names the columns.
         columns: the column names: the header's fields as written, or ``column_1..n``.
         skip_lines: physical lines before the table (preamble), never parsed.
@@ -75,6 +76,7 @@ class Dialect:
     delimiter: str = ","
     quote: str | None = '"'
     escape: str | None = None
+    skip_initial_space: bool = False
     header: bool = True
     columns: tuple[str, ...] = ()
     skip_lines: int = 0
@@ -97,6 +99,7 @@ class Dialect:
             "delimiter": self.delimiter,
             "quote": self.quote,
             "escape": self.escape,
+            "skip_initial_space": self.skip_initial_space,
             "header": self.header,
             "skip_lines": self.skip_lines,
             "footer_records": self.footer_records,
@@ -138,6 +141,7 @@ class _Split:
     delimiter: str
     quote: str | None
     escape: str | None
+    space: bool  # skip the spaces after a delimiter (``a, "b, c"``)
     records: list[list[str]]
     lines: list[int]  # physical line (1-based, within the sample) where each record starts
     width: int = 0
@@ -149,7 +153,9 @@ class _Split:
         return (round(self.share * (0.5 + 0.5 * self.purity), 3), self.purity, self.width)
 
 
-def _split(text: str, delimiter: str, quote: str | None, escape: str | None, comment: str | None) -> _Split:
+def _split(
+    text: str, delimiter: str, quote: str | None, escape: str | None, space: bool, comment: str | None
+) -> _Split:
     rows: list[list[str]] = []
     lines: list[int] = []
     reader = csv.reader(
@@ -159,6 +165,7 @@ def _split(text: str, delimiter: str, quote: str | None, escape: str | None, com
         quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
         escapechar=escape,
         doublequote=escape is None,
+        skipinitialspace=space,
         strict=False,
     )
     start = 1
@@ -172,7 +179,7 @@ def _split(text: str, delimiter: str, quote: str | None, escape: str | None, com
                 break
     except csv.Error:
         pass  # a field over the csv module's limit, or a quote open at the sample's end: score what was read
-    return _Split(delimiter, quote, escape, rows, lines)
+    return _Split(delimiter, quote, escape, space, rows, lines)
 
 
 def _score(split: _Split) -> _Split:
@@ -203,8 +210,13 @@ def _record_delimiter(text: str) -> str:
     return kinds[0] if kinds else "\n"
 
 
-def _candidates(text: str, options: DialectOptions) -> list[tuple[str, str | None, str | None]]:
-    delimiters = (options.delimiter,) if options.delimiter else DELIMITERS
+Candidate = tuple[str, str | None, str | None, bool]
+
+
+def _candidates(
+    text: str, options: DialectOptions, delimiters: tuple[str, ...] = DELIMITERS
+) -> list[Candidate]:
+    delimiters = (options.delimiter,) if options.delimiter else delimiters
     if options.quote is not None:
         quotes: tuple[str | None, ...] = (options.quote or None,)
     else:
@@ -213,7 +225,21 @@ def _candidates(text: str, options: DialectOptions) -> list[tuple[str, str | Non
         escapes: tuple[str | None, ...] = (options.escape or None,)
     else:
         escapes = (None,) + (("\\",) if '\\"' in text or "\\'" in text else ())
-    return [(d, q, e) for d in delimiters for q in quotes for e in escapes]
+    spaced = {d for d in delimiters if d != " " and re.search(rf"{re.escape(d)} +[\"']", text)}
+    return [
+        (d, q, e, s)
+        for d in delimiters
+        for q in quotes
+        for e in escapes
+        for s in (False, True)
+        if not s or d in spaced
+    ]
+
+
+def _spaced_share(text: str, delimiter: str) -> float:
+    """The share of ``delimiter`` characters followed by a space."""
+    total = text.count(delimiter)
+    return text.count(delimiter + " ") / total if total else 0.0
 
 
 def sniff(
@@ -245,12 +271,23 @@ def sniff(
     body = text
     if options.skip_lines:
         body = "".join(text.splitlines(keepends=True)[options.skip_lines :])
-    splits = [_score(_split(body, d, q, e, comment)) for d, q, e in _candidates(body, options)]
+    splits = [_score(_split(body, d, q, e, s, comment)) for d, q, e, s in _candidates(body, options)]
+    if options.delimiter is None and not any(s.width > 1 and s.share >= 0.9 for s in splits):
+        # No usual delimiter fits: fields separated by spaces (with quotes around those that hold one).
+        splits += [_score(_split(body, *c[:3], False, comment)) for c in _candidates(body, options, (" ",))]
     splits = [s for s in splits if s.records]
     if not splits:
         raise InputFileError(f"{path}: no records (the file holds only blank or comment lines)")
     # Ties go to the escape the text shows: a backslash before the quote character means escaped quotes.
-    splits.sort(key=lambda s: (s.score, (s.escape == "\\") == (f"\\{s.quote}" in body)), reverse=True)
+    # So do the spaces after delimiters, when most delimiters have one.
+    splits.sort(
+        key=lambda s: (
+            s.score,
+            (s.escape == "\\") == (f"\\{s.quote}" in body),
+            s.space == (_spaced_share(body, s.delimiter) >= 0.9),
+        ),
+        reverse=True,
+    )
     wide = [s for s in splits if s.width > 1]
     best = wide[0] if wide else splits[0]
     evidence = []
@@ -310,6 +347,7 @@ def sniff(
         delimiter=best.delimiter,
         quote=best.quote,
         escape=best.escape,
+        skip_initial_space=best.space,
         header=header,
         columns=_unique_names(names) if header else names,
         skip_lines=skip,
@@ -415,7 +453,7 @@ def _footer(tail: str, split: _Split, comment: str | None, *, pad: bool) -> int:
     """How many records at the end of ``tail`` are a footer, not data: summary lines (``Total``...) with
     mostly empty cells, or one-field lines such as ``(3 rows)``. A merely short record is not a footer:
     it is a ragged row (or a padded one), so it is quarantined or loaded, never skipped."""
-    tail_split = _split(tail, split.delimiter, split.quote, split.escape, comment)
+    tail_split = _split(tail, split.delimiter, split.quote, split.escape, split.space, comment)
     footer = 0
     records = tail_split.records
     for record in reversed(records):

@@ -199,6 +199,7 @@ def frame_slow(
     final: bool = False,
     target: int = 0,
     width: int | None = None,
+    space: bool = False,
 ) -> SlowRecords | None:
     """Frame and split records with Python's :mod:`csv` (the reference semantics).
 
@@ -214,6 +215,7 @@ def frame_slow(
         width: the table's fields per record. A record spanning several lines with another width (or
             more than :data:`MAX_RECORD_LINES`) is a stray quote: its first line becomes a record that
             cannot be split, and reading goes on at the next line.
+        space: spaces after a delimiter are not part of the next field.
 
     Returns:
         The records, or None when no complete record fits in ``data``.
@@ -242,6 +244,7 @@ def frame_slow(
             quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
             escapechar=escape,
             doublequote=escape is None,
+            skipinitialspace=space,
             strict=False,
         )
 

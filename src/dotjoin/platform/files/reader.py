@@ -328,6 +328,7 @@ class DelimitedReader:
         header_pending = d.header
         hold = HOLD_BYTES if d.footer_records else 0
         width = None if d.pad_short_rows else d.width  # what tells a stray quote from a multi-line field
+        slow_only = bool(d.escape or d.skip_initial_space)  # pyarrow's parser knows neither
         want = self.block_bytes + hold
         extended = False
         preamble_pending = d.skip_lines > 0
@@ -348,14 +349,14 @@ class DelimitedReader:
             view = buf if eof or not hold else buf[: max(0, len(buf) - hold)]
             final = eof
             framed = (
-                None if d.escape else frame(view, d.delimiter, quote=d.quote, first_line=line, final=final)
+                None if slow_only else frame(view, d.delimiter, quote=d.quote, first_line=line, final=final)
             )
             if framed is not None and width is not None and framed.multiline is not None:
                 # A multi-line record of another width may be a quote never closed: the exact framer decides.
                 framed.anomaly |= bool((framed.multiline & (framed.fields != width)).any())
             slow_values: list[list[str] | None] | None = None
             if framed is None or framed.anomaly:
-                if not eof and (framed is None or not extended) and not d.escape:
+                if not eof and (framed is None or not extended) and not slow_only:
                     self._check_record_size(buf, line)
                     want, extended = len(buf) + self.block_bytes, True  # look further ahead first
                     continue
@@ -366,6 +367,7 @@ class DelimitedReader:
                     quote=d.quote,
                     escape=d.escape,
                     width=width,
+                    space=d.skip_initial_space,
                     first_line=line,
                     final=final,
                     target=target,
@@ -384,7 +386,7 @@ class DelimitedReader:
             if chunk is None:  # pyarrow split the block differently: the csv module decides
                 slow = frame_slow(
                     data[: framed.consumed], d.delimiter, quote=d.quote, escape=d.escape, width=width,
-                    first_line=line, final=True,
+                    space=d.skip_initial_space, first_line=line, final=True,
                 )  # fmt: skip
                 assert slow is not None
                 framed = slow.framed
