@@ -316,6 +316,12 @@ def sniff(
         best.width = len(records[0])
         best.share = sum(len(r) == best.width for r in records) / len(records)
         evidence.append(f"the first record names {best.width} columns; records omit trailing empty fields")
+    elif _header_near_width(records, best.width) and options.skip_lines is None:
+        # Names a little fewer than most records' fields (quotes left unescaped split some values):
+        # the names are the table's columns, and the wider records are ragged.
+        best.width = len(records[0])
+        best.share = sum(len(r) == best.width for r in records) / len(records)
+        evidence.append(f"the first record names {best.width} columns; wider records are ragged")
     skip = options.skip_lines or 0
     first = 0
     if options.skip_lines is None:
@@ -378,6 +384,16 @@ def _blank_before_table(records: list[list[str]], lines: list[int], width: int) 
     (a metadata block above the table, as Open-Meteo's CSV has, rather than a wide header)."""
     first = _table_start(records, width)
     return first > 0 and lines[first] - lines[first - 1] > 1
+
+
+def _header_near_width(records: list[list[str]], width: int) -> bool:
+    """Whether the first record is a header a few names short of the most frequent width: distinct
+    text names, at least four of five of that width, and one that some other record also has."""
+    if len(records) < 3 or not (0.8 * width <= len(records[0]) < width):
+        return False
+    head = [c.strip() for c in records[0]]
+    names = all(c and _kind(c) == "text" for c in head) and len(set(head)) == len(head)
+    return names and any(len(r) == len(head) for r in records[1:])
 
 
 def _header_above_short_rows(records: list[list[str]], width: int) -> bool:
