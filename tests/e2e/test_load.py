@@ -412,3 +412,32 @@ def test_a_quote_that_never_closes_costs_only_its_line(tmp_path: Path) -> None:
     rows = [list(r.values()) for c in chunks for r in c.table.to_pylist()]
     assert rows == [["1", "Ada", "3"], ["3", "Bob", "5"], ["4", "Cy", "6"], ["5", "Multi\nline", "7"]]
     assert [(r.line, r.reason) for c in chunks for r in c.rejected] == [(3, "ragged_row")]
+
+
+def test_json_lines_load_with_inferred_types_and_bad_lines_quarantined(
+    local_settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl.gz"
+    lines = [
+        '{"id": 1, "at": "2026-04-03T06:09:00.250Z", "ok": true, "tags": ["a", "b"]}',
+        "",
+        '{"id": 2, "at": "2026-04-03 07:00:00", "ok": false}',  # no tags key: NULL
+        "not json",
+        "[1, 2]",
+        '{"id": 3, "at": "2026-04-03T08:00:00+02:00", "ok": true, "tags": []}',
+    ]
+    path.write_bytes(gzip.compress("\n".join(lines).encode()))
+    report = run(local_settings, target=str(path), table="events")
+    assert report.counts == {"input": 5, "output": 3, "quarantined": 2, "duplicates": 0}
+    assert report.params["columns"]["id"]["type"] == "integer"
+    assert report.params["columns"]["at"]["type"] == "timestamp"
+    assert report.params["columns"]["ok"]["type"] == "boolean"
+    rows = _query(local_settings, "SELECT id, \"at\", ok, tags, _source_line FROM events ORDER BY id")
+    assert [(r[0], r[1].isoformat(), r[2], r[3], r[4]) for r in rows] == [  # type: ignore[union-attr]
+        (1, "2026-04-03T06:09:00.250000+00:00", True, '["a","b"]', 1),
+        (2, "2026-04-03T07:00:00+00:00", False, None, 3),
+        (3, "2026-04-03T06:00:00+00:00", True, "[]", 6),
+    ]
+    assert _query(
+        local_settings, "SELECT position, reason FROM quarantine WHERE pipeline = 'load:events' ORDER BY 1"
+    ) == [("4", "bad_json"), ("5", "bad_json")]

@@ -22,6 +22,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from dotjoin.platform.files import DelimitedReader, InputFileError
 from dotjoin.platform.files.convert import ARROW_TYPES, convert
 from dotjoin.platform.files.header import header_key
 from dotjoin.platform.files.infer import infer_schema
+from dotjoin.platform.files.jsonl import JsonLinesReader, looks_like_json_lines
 from dotjoin.platform.files.reader import Chunk
 from dotjoin.platform.files.schema import Schema, Source, load_schema
 from dotjoin.platform.quality.quarantine import QUARANTINE_TABLE, Quarantine
@@ -85,6 +87,13 @@ class _Counts:
 def _table_columns(schema: Schema) -> pa.Schema:
     fields = [pa.field(p.name, ARROW_TYPES[p.logicalType]) for p in schema.table.properties]
     return pa.schema([*fields, pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_LINE, pa.int64())])
+
+
+def open_reader(path: Path, source: Source) -> DelimitedReader | JsonLinesReader:
+    """The one reader for ``path``: JSON lines when the schema says so or the file is one, else delimited."""
+    if source.format == "jsonl" or (source.format is None and looks_like_json_lines(path)):
+        return JsonLinesReader(path, encoding=source.encoding)
+    return DelimitedReader(path, options=source.options(), encoding=source.encoding, allow_empty=True)
 
 
 def _match_columns(reader: DelimitedReader, schema: Schema, path: Path) -> dict[str, str]:
@@ -171,14 +180,21 @@ def _typed_rows(
     seen: dict[tuple[Any, ...], str],
     counts: _Counts,
     table_columns: pa.Schema,
+    now: datetime,
 ) -> pa.Table:
     """One chunk's loadable rows (typed, first of their key), its rejects and duplicates quarantined."""
     key = schema.table.key
     counts.input += chunk.records
     for rej in chunk.rejected:
         quarantine.reject(source=source, position=rej.line, reason=rej.reason, detail=rej.detail, raw=rej.raw)
-    strings = pa.table({name: chunk.table.column(col) for name, col in columns.items()})
-    converted = convert(strings, schema.table)
+    present = set(chunk.table.column_names)
+    strings = pa.table(
+        {  # a JSON-lines block may lack a key altogether: its values are NULL
+            name: chunk.table.column(col) if col in present else pa.nulls(chunk.table.num_rows, pa.string())
+            for name, col in columns.items()
+        }
+    )
+    converted = convert(strings, schema.table, reference_time=now)
     counts.naive_timestamps += sum(converted.naive.values())
     good = ~converted.failed
     for i in np.flatnonzero(converted.failed).tolist():
@@ -225,6 +241,7 @@ def _load_file(
     seen: dict[tuple[Any, ...], str],
     counts: _Counts,
     progress: Callable[[int, int, str], None] | None,
+    now: datetime,
 ) -> None:
     """Load one file in one transaction; its rows stream into the warehouse while the file is read.
 
@@ -238,17 +255,19 @@ def _load_file(
     table_columns = _table_columns(schema)
     before = (counts.input, counts.output, counts.quarantined, counts.duplicates)
     failure: list[BaseException] = []
-    with DelimitedReader(
-        path, options=schema.source.options(), encoding=schema.source.encoding, allow_empty=True
-    ) as reader:
-        columns = _match_columns(reader, schema, path)
+    with open_reader(path, schema.source) as reader:
+        columns = (
+            {p.name: p.source_name for p in schema.table.properties}  # keys are matched block by block
+            if isinstance(reader, JsonLinesReader)
+            else _match_columns(reader, schema, path)
+        )
         size = path.stat().st_size
 
         def typed() -> Iterator[pa.Table]:
             for chunk in _background(iter(reader), name="load-read"):
                 yield _typed_rows(
                     chunk, columns, schema, path=path, source=source, quarantine=quarantine,
-                    seen=seen, counts=counts, table_columns=table_columns,
+                    seen=seen, counts=counts, table_columns=table_columns, now=now,
                 )  # fmt: skip
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -284,15 +303,27 @@ def _load_file(
             if failure and failure[0] is not exc:
                 raise failure[0] from failure[0].__cause__
             raise
-        dialect, encoding = reader.dialect, reader.encoding
-        skipped = {
-            "preamble_lines": dialect.skip_lines,
-            "footer_lines": reader.footer_lines,
-            "comment_lines": reader.comment_lines,
-            "empty_lines": reader.empty_lines,
-            "padded_rows": reader.padded_rows,
-        }
-        footer, preamble = reader.footer, reader.preamble
+        encoding = reader.encoding
+        if isinstance(reader, JsonLinesReader):
+            described: dict[str, Any] = {"format": "jsonl"}
+            evidence = [encoding.evidence]
+            skipped: dict[str, Any] = {"empty_lines": reader.empty_lines}
+            footer, preamble = [], []
+        else:
+            dialect = reader.dialect
+            described, evidence = (
+                {"format": "delimited", **dialect.describe()},
+                [*dialect.evidence, encoding.evidence],
+            )
+            skipped = {
+                "preamble_lines": dialect.skip_lines,
+                "footer_lines": reader.footer_lines,
+                "comment_lines": reader.comment_lines,
+                "empty_lines": reader.empty_lines,
+                "repeated_headers": reader.repeated_headers,
+                "padded_rows": reader.padded_rows,
+            }
+            footer, preamble = reader.footer, reader.preamble
     rejected = len(quarantine)
     counts.quarantined += rejected - (counts.duplicates - before[3])
     counts.output += loaded
@@ -305,8 +336,8 @@ def _load_file(
             "duplicates": counts.duplicates - before[3],
             "encoding": encoding.encoding,
             "encoding_confidence": encoding.confidence,
-            "dialect": dialect.describe(),
-            "evidence": [*dialect.evidence, encoding.evidence],
+            "dialect": described,
+            "evidence": evidence,
             **skipped,
             "preamble": preamble,
             "footer": footer,
@@ -346,16 +377,16 @@ def run(
             schema = load_schema(schema_path)
         else:
             given = Source(**overrides)
-            with DelimitedReader(
-                files[0], options=given.options(), encoding=given.encoding, allow_empty=True
-            ) as reader:
+            with open_reader(files[0], given) as reader:
                 first = next(iter(reader), None)
+                names = () if isinstance(reader, JsonLinesReader) else reader.names
                 sample = (
                     first.table
                     if first is not None
-                    else pa.table({c: pa.array([], pa.string()) for c in reader.names})
+                    else pa.table({c: pa.array([], pa.string()) for c in names})
                 )
-                schema = infer_schema(sample, reader.dialect, table=table, encoding=reader.encoding.encoding)
+                dialect = None if isinstance(reader, JsonLinesReader) else reader.dialect
+                schema = infer_schema(sample, dialect, table=table, encoding=reader.encoding.encoding)
             inferred = settings.runs_dir / f"{run.run_id}.schema.yaml"
             inferred.parent.mkdir(parents=True, exist_ok=True)
             inferred.write_text(schema.to_yaml(), encoding="utf-8")
@@ -367,10 +398,19 @@ def run(
             schema = schema.model_copy(update={"source": schema.source.model_copy(update=overrides)})
         counts = _Counts()
         seen: dict[tuple[Any, ...], str] = {}
+        now = datetime.now(UTC)  # "now" of exclusiveMaximum rules: one instant for the whole run
         with open_warehouse(settings) as wh:
             for path in files:
                 _load_file(
-                    wh, path, schema, run.run_id, table=table, seen=seen, counts=counts, progress=progress
+                    wh,
+                    path,
+                    schema,
+                    run.run_id,
+                    table=table,
+                    seen=seen,
+                    counts=counts,
+                    progress=progress,
+                    now=now,
                 )
             stored = int(wh.scalar(f"SELECT count(*) FROM {_quote(table)}") or 0)
             sources = [str(p.resolve()) for p in files]

@@ -47,22 +47,28 @@ def infer_property(name: str, header: str, values: pa.Array) -> Property:
     return base.model_copy(update={"confidence": 1.0})
 
 
-def infer_schema(sample: pa.Table, dialect: Dialect, *, table: str, encoding: str | None) -> Schema:
-    """A schema for ``table`` from the reader's first chunk (string columns named as in the file)."""
+def infer_schema(sample: pa.Table, dialect: Dialect | None, *, table: str, encoding: str | None) -> Schema:
+    """A schema for ``table`` from the reader's first chunk (string columns named as in the file);
+    ``dialect`` None: the file is JSON lines."""
     headers = list(sample.column_names)
     names = _unique([column_name(h) for h in headers])
     properties = [
         infer_property(name, header, sample.column(header).combine_chunks())
         for name, header in zip(names, headers, strict=True)
     ]
-    source = Source(
-        delimiter=dialect.delimiter,
-        quote=dialect.quote or "",
-        escape=dialect.escape or "",
-        header=dialect.header,
-        skipLines=dialect.skip_lines,
-        comment=dialect.comment or "",
-        encoding=encoding,
-        padShortRows=dialect.pad_short_rows,
+    source = (
+        Source(format="jsonl", encoding=encoding)
+        if dialect is None
+        else Source(
+            format="delimited",
+            delimiter=dialect.delimiter,
+            quote=dialect.quote or "",
+            escape=dialect.escape or "",
+            header=dialect.header,
+            skipLines=dialect.skip_lines,
+            comment=dialect.comment or "",
+            encoding=encoding,
+            padShortRows=dialect.pad_short_rows,
+        )
     )
     return Schema(name=table, source=source, schema=[Table(name=table, properties=properties, dedup="none")])

@@ -128,6 +128,7 @@ class Table(_Model):
 class Source(_Model):
     """How the source files are written; unset parts are detected."""
 
+    format: Literal["delimited", "jsonl"] | None = None  # None: JSON lines by name or content, else delimited
     delimiter: str | None = None
     quote: str | None = None
     escape: str | None = None
