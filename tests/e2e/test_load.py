@@ -432,7 +432,7 @@ def test_json_lines_load_with_inferred_types_and_bad_lines_quarantined(
     assert report.params["columns"]["id"]["type"] == "integer"
     assert report.params["columns"]["at"]["type"] == "timestamp"
     assert report.params["columns"]["ok"]["type"] == "boolean"
-    rows = _query(local_settings, "SELECT id, \"at\", ok, tags, _source_line FROM events ORDER BY id")
+    rows = _query(local_settings, 'SELECT id, "at", ok, tags, _source_line FROM events ORDER BY id')
     assert [(r[0], r[1].isoformat(), r[2], r[3], r[4]) for r in rows] == [  # type: ignore[union-attr]
         (1, "2026-04-03T06:09:00.250000+00:00", True, '["a","b"]', 1),
         (2, "2026-04-03T07:00:00+00:00", False, None, 3),
