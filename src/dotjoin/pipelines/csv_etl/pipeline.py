@@ -18,15 +18,13 @@ with the warehouse ingesting the previous chunk.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +46,7 @@ from dotjoin.pipelines.csv_etl.load import DUPLICATES_SCHEMA, PROVENANCE, FileLo
 from dotjoin.pipelines.csv_etl.reasons import DATASETS
 from dotjoin.pipelines.csv_etl.references import ReferenceData, read_references
 from dotjoin.pipelines.csv_etl.validations import run_checks
+from dotjoin.platform.background import background
 from dotjoin.platform.files import DelimitedReader, DialectOptions, InputFileError
 from dotjoin.platform.files.reader import BLOCK_BYTES, Chunk
 from dotjoin.platform.quality.quarantine import QUARANTINE_TABLE, Quarantine
@@ -57,7 +56,6 @@ from dotjoin.platform.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Progress = Callable[[int, int], None]  # (bytes read, file size)
 
 
@@ -105,44 +103,6 @@ class Prepared:
     reasons: Counter[str]
     repaired: int
     position: int
-
-
-def _background(items: Iterator[T], *, depth: int = 1) -> Iterator[T]:
-    """Iterate ``items`` in a worker thread, ``depth`` items ahead; its exceptions re-raise here."""
-    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                box.put(entry, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("done", None))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(("error", exc))
-
-    worker = threading.Thread(target=work, name="csv-etl-prepare", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = box.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join()
 
 
 class _Preparer:
@@ -336,7 +296,7 @@ def _load(
                 yield prepare(chunk, reader.position)
 
         started = time.perf_counter()
-        for item in _background(prepared()):
+        for item in background(prepared(), name="csv-etl-prepare", depth=1):
             load.rows(item.rows)
             load.quarantine(item.quarantine)
             load.duplicates(item.duplicates)

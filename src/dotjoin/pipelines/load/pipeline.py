@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import glob as globbing
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from dotjoin.config import Settings
+from dotjoin.platform.background import background
 from dotjoin.platform.files import DelimitedReader, InputFileError
 from dotjoin.platform.files.convert import ARROW_TYPES, convert
 from dotjoin.platform.files.header import header_key
@@ -44,7 +43,6 @@ from dotjoin.platform.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 PIPELINE = "load"
 SOURCE_FILE = "_source_file"
 SOURCE_LINE = "_source_line"
@@ -121,52 +119,6 @@ def _match_columns(reader: DelimitedReader, schema: Schema, path: Path) -> dict[
         )
         raise InputFileError(f"{path}: the header does not match the schema ({'; '.join(parts)})")
     return matched
-
-
-def _background(items: Iterator[T], *, name: str, depth: int = 2) -> Iterator[T]:
-    """Iterate ``items`` in a worker thread, ``depth`` items ahead; its exceptions re-raise here.
-
-    Leaving early (an error downstream, a closed generator) stops the worker, closes ``items`` in its
-    thread and waits for it, so nothing reads on after the caller has moved on.
-    """
-    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                box.put(entry, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("done", None))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(("error", exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=work, name=f"dotjoin-{name}", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = box.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join()
 
 
 def _typed_rows(
@@ -264,7 +216,7 @@ def _load_file(
         size = path.stat().st_size
 
         def typed() -> Iterator[pa.Table]:
-            for chunk in _background(iter(reader), name="load-read"):
+            for chunk in background(iter(reader), name="load-read"):
                 yield _typed_rows(
                     chunk, columns, schema, path=path, source=source, quarantine=quarantine,
                     seen=seen, counts=counts, table_columns=table_columns, now=now,
@@ -273,7 +225,7 @@ def _load_file(
         def batches() -> Iterator[pa.RecordBatch]:
             # Three stages overlap: reading (one thread), typing (another), loading (the caller's).
             try:
-                for rows in _background(typed(), name="load-type"):
+                for rows in background(typed(), name="load-type"):
                     yield from rows.to_batches()
                     if progress:
                         progress(reader.position, size, path.name)
