@@ -195,8 +195,11 @@ def test_faults_give_the_fault_free_result(settings: Settings) -> None:
     assert {day: checksum(settings, day) for day in days} == clean
     assert [metas[d]["load_prices"]["duplicates"] for d in days] == [3, 3, 3, 3, 0, 0]  # every row twice
     assert sum(m["fetch_prices"]["failed_attempts"] for m in metas.values()) > 0
-    for kind in ("429", "500", "503", "truncated"):
-        assert state.injected.get(kind, 0) > 0, state.injected
+    # Every fault family was injected. 500 and 503 are one draw apart (a coin flip per failure), and the
+    # 429s come from a clock-based limit, so which of the two server errors shows up is left to chance.
+    injected = state.injected
+    assert injected.get("429", 0) and injected.get("truncated", 0), injected
+    assert injected.get("500", 0) + injected.get("503", 0) > 0, injected
 
 
 def test_fail_first_is_absorbed_by_the_client(settings: Settings) -> None:
