@@ -44,7 +44,7 @@ def machine() -> str:
             if line.startswith("MemTotal:"):
                 mem_kib = int(line.split()[1])
     except OSError:
-        pass
+        pass  # no /proc (not Linux): the line says 0 GiB rather than failing the benchmark
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, {mem_kib / 2**20:.0f} GiB RAM,"
         f" {platform.system()} {platform.release()}, Python {platform.python_version()}"

@@ -556,7 +556,7 @@ def normalize(value: str) -> str:
     try:
         return str(int(low))
     except ValueError:
-        pass
+        pass  # not an integer: try a float below
     try:
         number = float(low)
     except ValueError:

@@ -150,7 +150,7 @@ def test_a_source_server_answering_only_5xx_ends_in_one_summary_line(tmp_path: P
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                pass
+                pass  # not listening yet: poll again until the deadline
             assert time.monotonic() < deadline and server.poll() is None, "source server did not start"
             time.sleep(0.1)
         result = _weather(tmp_path, url)

@@ -1,9 +1,9 @@
 """Dialect detection for delimited text: delimiter, quote, escape, header, preamble, footer, comments.
 
 :func:`sniff` looks at the decoded start of a file (and, when it is known, its last lines) and decides
-each part of the dialect with a confidence, or refuses with an :class:`AmbiguousInputError` naming the
-option that decides (``--delimiter``, ``--quote``, ``--header``/``--no-header``, ``--skip-lines``).
-Anything passed as an option is taken as given, not detected.
+each part of the dialect with a confidence and says why in its evidence; a tie between two delimiters is
+refused with an :class:`AmbiguousInputError` naming ``--delimiter``. Anything passed as an option
+(``--delimiter``, ``--header``/``--no-header``, ``--skip-lines``...) is taken as given, not detected.
 
 How each part is decided:
 
@@ -31,9 +31,10 @@ import csv
 import io
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from dotjoin.platform.files.errors import AmbiguousInputError, InputFileError
+from dotjoin.platform.files.framing import csv_reader
 
 DELIMITERS = (",", ";", "\t", "|")
 QUOTES = ('"', "'")
@@ -158,23 +159,14 @@ def _split(
 ) -> _Split:
     rows: list[list[str]] = []
     lines: list[int] = []
-    reader = csv.reader(
-        io.StringIO(text, newline=""),
-        delimiter=delimiter,
-        quotechar=quote or '"',
-        quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
-        escapechar=escape,
-        doublequote=escape is None,
-        skipinitialspace=space,
-        strict=False,
-    )
+    reader = csv_reader(io.StringIO(text, newline=""), delimiter, quote=quote, escape=escape, space=space)
     start = 1
     try:
         for record in reader:
             if record and not (comment and record[0].startswith(comment)):
                 rows.append(record)
                 lines.append(start)
-            start = reader.line_num + 1
+            start = reader.line_num + 1  # type: ignore[attr-defined]  # a csv reader
             if len(rows) >= SAMPLE_RECORDS:
                 break
     except csv.Error:
@@ -355,7 +347,7 @@ def sniff(
         escape=best.escape,
         skip_initial_space=best.space,
         header=header,
-        columns=_unique_names(names) if header else names,
+        columns=unique_names(names) if header else names,
         skip_lines=skip,
         footer_records=footer,
         comment=comment if has_comments else None,
@@ -486,10 +478,10 @@ def _footer(tail: str, split: _Split, comment: str | None, *, pad: bool) -> int:
     return footer
 
 
-def _unique_names(names: tuple[str, ...]) -> tuple[str, ...]:
+def unique_names(names: tuple[str, ...]) -> tuple[str, ...]:
     """Header names with blanks named ``column_<n>`` and repeats suffixed ``_2``, ``_3``...
 
-    >>> _unique_names(("a", "", "a", " b "))
+    >>> unique_names(("a", "", "a", " b "))
     ('a', 'column_2', 'a_2', 'b')
     """
     seen: Counter[str] = Counter()
@@ -499,8 +491,3 @@ def _unique_names(names: tuple[str, ...]) -> tuple[str, ...]:
         seen[name] += 1
         out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
     return tuple(out)
-
-
-def with_columns(dialect: Dialect, columns: tuple[str, ...]) -> Dialect:
-    """The dialect with other column names (a declared schema names a headerless file's columns)."""
-    return replace(dialect, columns=columns)

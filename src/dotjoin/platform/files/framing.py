@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,6 +178,26 @@ def frame(
     )
 
 
+def csv_reader(
+    lines: Iterable[str], delimiter: str, *, quote: str | None, escape: str | None, space: bool = False
+) -> Iterator[list[str]]:
+    """Python's :mod:`csv` reader for a dialect: the one place its options are spelled (sniffer and framer).
+
+    >>> list(csv_reader(['a, "b, c"\\n'], ",", quote='"', escape=None, space=True))
+    [['a', 'b, c']]
+    """
+    return csv.reader(
+        lines,
+        delimiter=delimiter,
+        quotechar=quote or '"',
+        quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
+        escapechar=escape,
+        doublequote=escape is None,
+        skipinitialspace=space,
+        strict=False,
+    )
+
+
 @dataclass
 class SlowRecords:
     """Records framed and split by :mod:`csv`: the framing plus each record's fields.
@@ -237,16 +257,7 @@ def frame_slow(
 
     def reader_from(line: int) -> Iterator[list[str]]:
         texts = (data[offsets[i] : offsets[i + 1]].decode("latin-1") for i in range(line, n_lines))
-        return csv.reader(
-            texts,
-            delimiter=delimiter,
-            quotechar=quote or '"',
-            quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
-            escapechar=escape,
-            doublequote=escape is None,
-            skipinitialspace=space,
-            strict=False,
-        )
+        return csv_reader(texts, delimiter, quote=quote, escape=escape, space=space)
 
     reader = reader_from(0)
     base = 0  # the line the current csv reader started on

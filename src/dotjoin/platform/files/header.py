@@ -12,10 +12,10 @@ import io
 import re
 from dataclasses import dataclass
 
+from dotjoin.platform.files.dialect import DELIMITERS
 from dotjoin.platform.files.errors import AmbiguousInputError, InputFileError
 
 MIN_CONFIDENCE = 0.75
-CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_RECORDS = 500
 
 
@@ -125,8 +125,8 @@ def detect_dialect(
     >>> d.delimiter, d.columns, d.confidence
     (';', ('a', 'b'), 1.0)
     """
-    candidates = (forced,) if forced else CANDIDATE_DELIMITERS
-    samples = {d: _sample_records(text, d) for d in {*CANDIDATE_DELIMITERS, *candidates}}
+    candidates = (forced,) if forced else DELIMITERS
+    samples = {d: _sample_records(text, d) for d in {*DELIMITERS, *candidates}}
     if not any(samples.values()):
         raise InputFileError(f"{path}: no header line (expected columns: {', '.join(expected)})")
     fits: dict[str, tuple[str, ...]] = {}
@@ -139,11 +139,7 @@ def detect_dialect(
             errors[d] = exc
     if not fits:
         if forced:
-            better = [
-                d
-                for d in CANDIDATE_DELIMITERS
-                if d != forced and samples[d] and _maps(samples[d][0], expected)
-            ]
+            better = [d for d in DELIMITERS if d != forced and samples[d] and _maps(samples[d][0], expected)]
             if better:
                 width = len(samples[forced][0]) if samples[forced] else 0
                 raise InputFileError(
@@ -157,7 +153,7 @@ def detect_dialect(
     chosen = next(iter(fits))
     width = len(fits[chosen])
     confidence = _fit(samples[chosen], width)
-    rivals = {d: _fit(samples[d], width) for d in CANDIDATE_DELIMITERS if d != chosen and samples[d]}
+    rivals = {d: _fit(samples[d], width) for d in DELIMITERS if d != chosen and samples[d]}
     rival = max(rivals, key=lambda d: rivals[d], default=None)
     if not forced and rival is not None and rivals[rival] >= MIN_CONFIDENCE and confidence < 0.5:
         raise AmbiguousInputError(

@@ -13,21 +13,12 @@ import numpy as np
 import pyarrow as pa
 
 from dotjoin.platform.files.convert import _nulls, normalise, parse_column
-from dotjoin.platform.files.dialect import Dialect
+from dotjoin.platform.files.dialect import Dialect, unique_names
 from dotjoin.platform.files.schema import Property, Schema, Source, Table, TypeOptions, column_name
 
 MIN_SHARE = 0.99
 _CANDIDATES = ("boolean", "integer", "number", "date", "timestamp")
 _BOOLEAN_WORDS = TypeOptions(trueValues=["true", "t", "yes", "y"], falseValues=["false", "f", "no", "n"])
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return out
 
 
 def infer_property(name: str, header: str, values: pa.Array) -> Property:
@@ -51,7 +42,7 @@ def infer_schema(sample: pa.Table, dialect: Dialect | None, *, table: str, encod
     """A schema for ``table`` from the reader's first chunk (string columns named as in the file);
     ``dialect`` None: the file is JSON lines."""
     headers = list(sample.column_names)
-    names = _unique([column_name(h) for h in headers])
+    names = unique_names(tuple(column_name(h) for h in headers))
     properties = [
         infer_property(name, header, sample.column(header).combine_chunks())
         for name, header in zip(names, headers, strict=True)

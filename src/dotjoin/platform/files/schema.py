@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -204,8 +204,3 @@ def column_name(header: str) -> str:
     if not name:
         return "column"
     return f"c_{name}" if name[0].isdigit() else name
-
-
-def as_plain(value: Any) -> Any:
-    """A value YAML can write (tuples as lists)."""
-    return list(value) if isinstance(value, tuple) else value
