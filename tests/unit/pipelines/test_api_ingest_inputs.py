@@ -31,6 +31,11 @@ HEADER = "name,latitude,longitude\n"
         (HEADER + "Oslo,59.91\n", "c.csv:2: longitude is empty"),
         (HEADER + " ,59.91,10.75\n", "c.csv:2: name is empty"),
         (HEADER + "Oslo,59.91,10.75\nOslo,60,11\n", "c.csv:3: name 'Oslo' repeats line 2"),
+        # physical lines: after blank lines and a quoted name that spans two
+        (HEADER + "\n\nOslo,999,10.75\n", "c.csv:4: latitude 999 is not in -90..90"),
+        (HEADER + '"New\nYork",40.7,-74\nLima,-12.05,-181\n', "c.csv:4: longitude -181 is not in"),
+        (HEADER + "Oslo,59.91,10.75,9\n", "c.csv:2: ragged_row: 4 field(s), expected 3"),
+        ("\n" + HEADER.replace("latitude", "lat"), "c.csv:2: the header lacks latitude"),
     ],
 )
 def test_a_bad_cities_file_is_one_error_naming_file_line_and_field(text: str, message: str) -> None:

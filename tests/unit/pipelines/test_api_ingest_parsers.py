@@ -61,6 +61,32 @@ def test_every_open_meteo_file_parses_to_the_same_48_utc_hours(name: str) -> Non
         assert {r["wind_speed_10m"] for r in rows} == {10.0}  # old name windspeed_10m, mapped
 
 
+def test_an_open_meteo_csv_is_read_section_by_section() -> None:
+    text = (
+        "latitude,longitude,utc_offset_seconds,timezone\r\n"
+        '52.5,13.4,3600,"Europe/Berlin"\r\n'
+        "\r\n"
+        "time, temperature_2m (°C) \r\n"
+        "2024-01-01T01:00,1.5\r\n"
+        "2024-01-01T02:00,2.5\r\n"
+        "2024-01-01T03:00,3.5\r\n"
+        ",,\r\n"  # a line of empty cells ends a section too
+        "time,temperature_2m_max (°C)\r\n"
+        "2024-01-01,3.0\r\n"
+    )
+    [doc] = parse_csv(text)
+    assert (doc.latitude, doc.longitude, doc.timezone) == (52.5, 13.4, "Europe/Berlin")
+    assert doc.hours == tuple(datetime(2024, 1, 1, h, tzinfo=UTC) for h in range(3))  # UTC+1 in the file
+    assert doc.values == {"temperature_2m": (1.5, 2.5, 3.5)}
+    assert doc.units == {"temperature_2m": "°C", "time": "iso8601"}
+    for row, cells in (("2024-01-01T03:00", 1), ("2024-01-01T03:00,3.5,9", 3)):
+        broken = text.replace("2024-01-01T03:00,3.5", row)
+        with pytest.raises(
+            WeatherFormatError, match=rf"^Open-Meteo CSV row has {cells} cells, header has 2$"
+        ):
+            parse_csv(broken)
+
+
 def test_open_meteo_errors_name_the_problem() -> None:
     with pytest.raises(WeatherFormatError, match="not valid JSON"):
         parse_json(b'{"latitude": 1.0, "hourly": {"ti')
@@ -191,6 +217,69 @@ def test_a_row_without_a_required_trailing_cell_is_ragged_optional_ones_are_padd
     assert ragged == [("stops.txt", "ragged_row", "missing_row_cells: 4 cells, header has 10: no stop_lon")]
     assert "SHORT_B" in {s["stop_id"] for s in feed.tables["stops"]}
     assert ("stops.txt", "missing_row_cells") in {(w.file, w.reason) for w in feed.warnings}
+
+
+def _good_feed_with_stops(tmp_path: Path, extra: str) -> Path:
+    good = require_shared_data("gtfs/transitfeed_tests_data/good_feed")
+    for member in good.iterdir():
+        (tmp_path / member.name).write_bytes(member.read_bytes())
+    stops = (tmp_path / "stops.txt").read_text()
+    assert stops.count("\n") == 11 and stops.endswith("\n")  # the header and 10 stops: line 12 is next
+    (tmp_path / "stops.txt").write_text(stops + extra)
+    return tmp_path
+
+
+def test_rejects_after_a_quoted_multi_line_cell_carry_their_physical_line(tmp_path: Path) -> None:
+    feed = read_feed(
+        _good_feed_with_stops(
+            tmp_path,
+            'ML_STOP,Multi-line,"first line\nsecond line",36.4,-117.1,,,,,\n'  # lines 12-13
+            "EXTRA,Extra,,36.4,-117.1,,,,,,,\n"  # 14: 12 cells
+            "FAR,Far away,,99,-117.1,,,,,\n"  # 15: latitude out of range
+            "SHORT_A,Short A,,36.4\n",  # 16: no stop_lon
+        )
+    )
+    stops = [(i.line, i.reason, i.detail) for i in feed.rejected if i.file == "stops.txt"]
+    assert sorted(stops) == [
+        (14, "ragged_row", "extra_row_cells: 12 cells, header has 10"),
+        (15, "bad_coordinates", "stop_lat/stop_lon '99'/'-117.1'"),
+        (16, "ragged_row", "missing_row_cells: 4 cells, header has 10: no stop_lon"),
+    ]
+    [extra] = [i for i in feed.rejected if i.line == 14]
+    assert extra.raw == "EXTRA,Extra,,36.4,-117.1,,,,,,,"
+    [kept] = [s for s in feed.tables["stops"] if s["stop_id"] == "ML_STOP"]
+    assert kept["stop_desc"] == "first line\nsecond line"
+
+
+def test_rows_without_trailing_optional_cells_are_padded_and_counted_in_one_warning(tmp_path: Path) -> None:
+    feed = read_feed(
+        _good_feed_with_stops(
+            tmp_path,
+            "SHORT_B,Short B,,36.4,-117.1\n"  # 5 of 10 cells
+            'SHORT_C,Short "C",,36.41,-117.11,,\n'  # 7 cells, and a stray quote: the csv module frames it
+            "FULL,Full,,36.42,-117.12,,,,,\n",
+        )
+    )
+    assert [(w.line, w.detail) for w in feed.warnings if w.reason == "missing_row_cells"] == [
+        (0, "2 row(s) omit trailing optional cells, read as empty")
+    ]
+    assert feed.rejected == []
+    stops = {s["stop_id"]: s for s in feed.tables["stops"]}
+    assert stops["SHORT_B"]["zone_id"] == "" and stops["SHORT_B"]["parent_station"] == ""
+    assert stops["SHORT_C"]["stop_name"] == 'Short "C"' and stops["SHORT_C"]["stop_code"] == ""
+
+
+def test_a_row_that_is_not_utf8_is_bad_utf8_never_repaired_as_cp1252(tmp_path: Path) -> None:
+    feed_dir = _good_feed_with_stops(tmp_path, "")
+    stops = feed_dir / "stops.txt"
+    stops.write_bytes(
+        stops.read_bytes() + b"CP1252,Caf\xe9,,36.4,-117.1,,,,,\nUTF8,Caf\xc3\xa9,,36.5,-117.1,,,,,\n"
+    )
+    feed = read_feed(feed_dir)
+    assert [(i.file, i.line, i.reason, i.raw) for i in feed.rejected] == [
+        ("stops.txt", 12, "bad_utf8", "CP1252,Caf\\xe9,,36.4,-117.1,,,,,")
+    ]
+    assert {s["stop_id"]: s["stop_name"] for s in feed.tables["stops"]}["UTF8"] == "Café"
 
 
 def test_rejected_rows_carry_file_line_and_raw_text() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import math
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +12,8 @@ from typing import TypeVar
 
 from dotjoin.config import IngestSettings, Settings
 from dotjoin.exceptions import ConfigError, DotjoinError
+from dotjoin.platform.files import DelimitedReader, InputFileError, RawReject
+from dotjoin.platform.files.dialect import STRICT_CSV
 from dotjoin.platform.http import FailedRequest, ResilientClient, RetryPolicy, url_problem
 
 T = TypeVar("T")
@@ -136,8 +136,8 @@ CITY_COLUMNS = ("name", "latitude", "longitude")
 _RANGES = {"latitude": 90.0, "longitude": 180.0}
 
 
-def _coordinate(row: dict[str | None, str | None], field: str, where: str) -> float:
-    text = (row.get(field) or "").strip()
+def _coordinate(row: dict[str, str], field: str, where: str) -> float:
+    text = row[field].strip()
     if not text:
         raise ConfigError(f"{where}: {field} is empty")
     try:
@@ -161,35 +161,55 @@ def parse_cities(text: str, origin: str) -> list[City]:
     Traceback (most recent call last):
     dotjoin.exceptions.ConfigError: c.csv:2: latitude 999 is not in -90..90
     """
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-    header = [h.strip() for h in reader.fieldnames or []]
+    try:
+        with DelimitedReader(
+            Path(origin), data=text.lstrip("\ufeff").encode(), options=STRICT_CSV, encoding="utf-8"
+        ) as reader:
+            chunks = list(reader)  # a small file; read first, so that the header's line is known
+    except InputFileError as exc:
+        raise ConfigError(str(exc)) from exc
+    header = list(reader.header_fields)
     if not header:
         raise ConfigError(f"{origin}: no cities: the file is empty (want a header {','.join(CITY_COLUMNS)})")
     missing = [c for c in CITY_COLUMNS if c not in header]
     if missing:
         raise ConfigError(
-            f"{origin}:1: the header lacks {', '.join(missing)} (want {','.join(CITY_COLUMNS)}, got "
-            f"{','.join(header)})"
+            f"{origin}:{reader.header_line}: the header lacks {', '.join(missing)} (want "
+            f"{','.join(CITY_COLUMNS)}, got {','.join(header)})"
         )
-    reader.fieldnames = header
     cities: list[City] = []
     seen: dict[str, int] = {}
-    start = 2
-    for row in reader:
-        where = f"{origin}:{start}"
-        name = (row.get("name") or "").strip()
-        if not name:
-            raise ConfigError(f"{where}: name is empty")
-        if name in seen:
-            raise ConfigError(f"{where}: name {name!r} repeats line {seen[name]} (city names must be unique)")
-        seen[name] = start
-        cities.append(City(name, _coordinate(row, "latitude", where), _coordinate(row, "longitude", where)))
-        start = reader.line_num + 1
+    for chunk in chunks:
+        bad = chunk.rejected[0] if chunk.rejected else None  # sorted by line
+        for line, row in zip(
+            chunk.line.tolist(), chunk.table.select(list(CITY_COLUMNS)).to_pylist(), strict=True
+        ):
+            if bad is not None and bad.line < line:
+                raise _refused(origin, bad)
+            where = f"{origin}:{line}"
+            name = row["name"].strip()
+            if not name:
+                raise ConfigError(f"{where}: name is empty")
+            if name in seen:
+                raise ConfigError(
+                    f"{where}: name {name!r} repeats line {seen[name]} (city names must be unique)"
+                )
+            seen[name] = line
+            cities.append(
+                City(name, _coordinate(row, "latitude", where), _coordinate(row, "longitude", where))
+            )
+        if bad is not None:
+            raise _refused(origin, bad)
     if not cities:
         raise ConfigError(
             f"{origin}: no cities after the header (want one {','.join(CITY_COLUMNS)} per line)"
         )
     return cities
+
+
+def _refused(origin: str, reject: RawReject) -> ConfigError:
+    """A row the reader rejected (more fields than the header, a NUL byte) as the file's one error."""
+    return ConfigError(f"{origin}:{reject.line}: {reject.reason}: {reject.detail}")
 
 
 def load_cities(settings: Settings, path: Path | None = None) -> list[City]:

@@ -9,16 +9,16 @@ platform has a code for the same defect (:mod:`dotjoin.platform.quality.reasons`
 cells, or without a required trailing cell, is ``ragged_row`` with the GTFS rule (``extra_row_cells``,
 ``missing_row_cells``) at the start of its detail.
 
-Members are read with :mod:`csv`, not the platform's ``DelimitedReader``: the reader either matches a
-header known in advance (GTFS headers vary: any optional column, in any order) or sniffs the dialect,
-whose footer rule would drop a last row that omits trailing optional cells (``AB,FULLW,AB2`` under a
-seven-column ``trips.txt`` header reads as a footer) — GTFS pads such rows. GTFS also refuses what the
-reader repairs: a row that is not UTF-8 is ``bad_utf8``, never decoded as cp1252.
+Members are read with the platform's ``DelimitedReader`` (exact physical line numbers, also after a
+quoted cell that spans lines) with every part of the dialect fixed (``STRICT_CSV``): nothing is
+guessed, so no row is ever taken for a preamble, comment or footer line. Rows may omit trailing
+optional cells (read as empty, one ``missing_row_cells`` warning per file); the reader's per-row field
+count tells those from rows that lack a required cell. GTFS refuses what the reader would repair: a row
+that is not UTF-8 is ``bad_utf8``, never decoded as cp1252.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import zipfile
@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from dotjoin.exceptions import DataError
+from dotjoin.platform.files import DelimitedReader, InputFileError, RawReject
+from dotjoin.platform.files.dialect import STRICT_CSV
 
 REQUIRED = ("agency", "stops", "routes", "trips", "stop_times")
 KNOWN_FILES = {
@@ -117,7 +119,8 @@ def _read_members(source: Path | bytes) -> dict[str, bytes]:
         raise GtfsFeedError("not_a_gtfs_feed", f"not a zip file or feed directory ({exc})") from exc
 
 
-def _decode(name: str, data: bytes, feed: GtfsFeed) -> str:
+def _check_bytes(name: str, data: bytes, feed: GtfsFeed) -> bytes:
+    """Refuse UTF-16, warn about a BOM (returned without it) and mixed line endings."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise GtfsFeedError("utf16", f"{name} is UTF-16; GTFS files must be UTF-8")
     if data.startswith(b"\xef\xbb\xbf"):
@@ -125,17 +128,43 @@ def _decode(name: str, data: bytes, feed: GtfsFeed) -> str:
         data = data[3:]
     if b"\r\n" in data and re.search(rb"(?<!\r)\n", data):
         feed.warnings.append(Issue(name, 0, "bad_eol", "mixed CRLF and LF line endings"))
-    return data.decode("utf-8", errors="surrogateescape")
+    return data
 
 
-def _rows(name: str, text: str, feed: GtfsFeed) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+def _blank_header(header: tuple[str, ...]) -> bool:
+    """No header names at all (the reader names blank ones ``column_<n>``)."""
+    return all(h == f"column_{i + 1}" for i, h in enumerate(header))
+
+
+def _reader_issue(name: str, reject: RawReject, width: int) -> Issue | None:
+    """A record the reader rejected, under the GTFS rule; None for a row of empty cells (skipped)."""
+    if reject.reason == "contains_null" or (reject.reason == "bad_encoding" and "\x00" in reject.raw):
+        return Issue(name, reject.line, "contains_null", "the row contains a NUL byte", reject.raw)
+    if reject.reason == "bad_encoding":
+        return Issue(name, reject.line, "bad_utf8", "the row is not valid UTF-8", reject.raw)
+    if not reject.raw.replace(",", "").replace('"', "").strip():
+        return None
+    detail = reject.detail
+    if reject.fields > width:  # the shared code for a wrong field count; the GTFS rule is in the detail
+        detail = f"extra_row_cells: {reject.fields} cells, header has {width}"
+    return Issue(name, reject.line, reject.reason, detail, reject.raw)
+
+
+def _rows(name: str, data: bytes, feed: GtfsFeed) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and the ``(physical line, {column: stripped cell})`` rows of one member; rows that
+    cannot be read go to ``feed.rejected``, in line order."""
     table = name.removesuffix(".txt")
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(reader, [])]
-    if not header or not any(header):
+    try:
+        reader = DelimitedReader(Path(name), data=data, options=STRICT_CSV, encoding="utf-8", repair=False)
+    except InputFileError as exc:
+        raise GtfsFeedError("not_a_gtfs_feed", str(exc)) from exc
+    header = list(reader.header_fields)
+    if not header or _blank_header(reader.header_fields):
+        reader.close()
         raise GtfsFeedError("empty_file", f"{name} is empty (no header row)")
     missing = [c for c in REQUIRED_COLUMNS.get(table, ()) if c not in header]
     if missing:
+        reader.close()
         reason = "missing_weekday_column" if set(missing) & set(WEEKDAYS) else "missing_column"
         raise GtfsFeedError(reason, f"{name} has no column {', '.join(missing)}")
     unknown = [c for c in header if table in KNOWN_COLUMNS and c not in KNOWN_COLUMNS[table]]
@@ -144,38 +173,40 @@ def _rows(name: str, text: str, feed: GtfsFeed) -> tuple[list[str], list[tuple[i
         feed.warnings.append(
             Issue(name, 1, "unrecognized_columns", f"unknown column(s) {', '.join(unknown)}")
         )
-    rows = []
+    required = set(REQUIRED_COLUMNS.get(table, ()))
+    rows: list[tuple[int, dict[str, str]]] = []
+    rejected: list[Issue] = []
     short = 0
-    for line, cells in enumerate(reader, start=2):
-        raw = ",".join(cells)
-        if not cells or not "".join(cells).strip():
-            continue
-        reject: tuple[str, str] | None = None
-        if "\x00" in raw:
-            reject = ("contains_null", "the row contains a NUL byte")
-        elif any("\udc80" <= ch <= "\udcff" for ch in raw):
-            reject = ("bad_utf8", "the row is not valid UTF-8")
-        elif len(cells) < len(header):
-            lost = [c for c in header[len(cells) :] if c in REQUIRED_COLUMNS.get(table, ())]
-            if lost:  # the shared code for a wrong field count; the GTFS rule is in the detail
-                reject = (
-                    "ragged_row",
-                    f"missing_row_cells: {len(cells)} cells, header has {len(header)}: no {lost[0]}",
-                )
-            else:  # trailing optional cells left out: common in old feeds, read as empty
-                short += 1
-                cells = cells + [""] * (len(header) - len(cells))
-        elif len(cells) > len(header):
-            reject = ("ragged_row", f"extra_row_cells: {len(cells)} cells, header has {len(header)}")
-        if reject:
-            shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            feed.rejected.append(Issue(name, line, reject[0], reject[1], shown))
-            continue
-        rows.append((line, {h: c.strip() for h, c in zip(header, cells, strict=True)}))
+    try:
+        with reader:
+            for chunk in reader:
+                rejected += filter(None, (_reader_issue(name, r, len(header)) for r in chunk.rejected))
+                assert chunk.fields is not None
+                values = zip(*(chunk.table.column(h).to_pylist() for h in header), strict=True)
+                lines, fields = chunk.line.tolist(), chunk.fields.tolist()
+                for i, (line, count, cells) in enumerate(zip(lines, fields, values, strict=True)):
+                    if not "".join(cells).strip():
+                        continue  # a row of empty cells
+                    if count < len(header):
+                        lost = [c for c in header[count:] if c in required]
+                        if lost:  # the shared code for a wrong field count; the GTFS rule is in the detail
+                            detail = (
+                                f"missing_row_cells: {count} cells, header has {len(header)}: no {lost[0]}"
+                            )
+                            rejected.append(Issue(name, line, "ragged_row", detail, chunk.raw(i)))
+                            continue
+                        short += 1  # trailing optional cells left out: common in old feeds, read as empty
+                    rows.append((line, dict(zip(header, map(str.strip, cells), strict=True))))
+    except InputFileError as exc:  # a quote that never closes
+        raise GtfsFeedError("not_a_gtfs_feed", str(exc)) from exc
+    feed.rejected += sorted(rejected, key=lambda issue: issue.line)
     if short:
         feed.warnings.append(
             Issue(name, 0, "missing_row_cells", f"{short} row(s) omit trailing optional cells, read as empty")
         )
+    if reader.repeated_headers:  # a concatenated file: the reader skips the header's repeats
+        detail = f"{reader.repeated_headers} repeat(s) of the header row, skipped"
+        feed.warnings.append(Issue(name, 0, "repeated_header", detail))
     return header, rows
 
 
@@ -233,7 +264,7 @@ def read_feed(source: Path | bytes) -> GtfsFeed:
     for table in (*REQUIRED, "calendar", "calendar_dates"):
         name = f"{table}.txt"
         if name in members:
-            raw[table] = _rows(name, _decode(name, members[name], feed), feed)[1]
+            raw[table] = _rows(name, _check_bytes(name, members[name], feed), feed)[1]
 
     agencies = _keep(
         feed,

@@ -3,16 +3,15 @@
 Both give :class:`WeatherDoc` objects whose hours are UTC. Open-Meteo writes iso8601 times in the
 location's local time (``utc_offset_seconds``) and unixtime in UTC; both are normalised here.
 
-The CSV is not read by the platform's ``DelimitedReader``: an answer is a document of several tables
-(the location block, then current/hourly/daily/monthly sections, each with its own header, separated
-by blank lines), while the reader reads one table per file: it takes the location block for a
-preamble, the first section's header for the file's, and every later section (headers included) for
-rows of that width.
+A CSV answer is a document of several tables (the location block, then current/hourly/daily/monthly
+sections, each with its own header, separated by blank lines), while the platform's ``DelimitedReader``
+reads one table per file: the answer is cut into its sections at blank lines (Open-Meteo never quotes a
+line break), and the reader reads each one with the dialect fixed (``STRICT_CSV``): short rows keep
+the number of cells they had, wider ones are rejected.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 import json
@@ -20,9 +19,12 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dotjoin.exceptions import DataError
+from dotjoin.platform.files import DelimitedReader, InputFileError, RawReject
+from dotjoin.platform.files.dialect import STRICT_CSV
 
 #: the hourly variables we store, in column order.
 VARIABLES: tuple[str, ...] = ("temperature_2m", "relative_humidity_2m", "precipitation", "wind_speed_10m")
@@ -135,15 +137,59 @@ def parse_json(payload: str | bytes | dict[str, Any] | list[Any]) -> list[Weathe
     return docs
 
 
-def _sections(text: str) -> list[list[list[str]]]:
-    sections: list[list[list[str]]] = [[]]
-    for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))):
-        if not row or all(not cell.strip() for cell in row):
-            if sections[-1]:
-                sections.append([])
+@dataclass(frozen=True)
+class _Section:
+    """One table of a CSV answer: its header, each row (padded to the header's width) with the number of
+    cells it had, and the rows the reader rejected (more cells than the header)."""
+
+    header: list[str]
+    rows: list[list[str]]
+    cells: list[int]
+    rejected: list[RawReject]
+
+    def check(self, *, short: bool = False) -> None:
+        """Every row has the header's number of cells (``short``: or fewer); else WeatherFormatError."""
+        width = len(self.header)
+        counts = [n for n in self.cells if n > width or (n < width and not short)]
+        for reject in self.rejected:
+            if not reject.fields:  # not split: a NUL byte, quoting the csv module cannot split
+                raise WeatherFormatError(
+                    f"Open-Meteo CSV row unreadable ({reject.detail}): {reject.raw[:80]!r}"
+                )
+            counts.append(reject.fields)
+        if counts:
+            raise WeatherFormatError(f"Open-Meteo CSV row has {counts[0]} cells, header has {width}")
+
+
+def _section(text: str) -> _Section:
+    try:
+        with DelimitedReader(
+            Path("open-meteo.csv"),
+            data=text.encode(errors="replace"),
+            options=STRICT_CSV,
+            encoding="utf-8",
+        ) as reader:
+            section = _Section(list(reader.header_fields), [], [], [])
+            for chunk in reader:
+                assert chunk.fields is not None
+                section.rows.extend(map(list, zip(*chunk.table.to_pydict().values(), strict=True)))
+                section.cells.extend(chunk.fields.tolist())
+                section.rejected.extend(chunk.rejected)
+    except InputFileError as exc:  # e.g. a quote never closed
+        raise WeatherFormatError(f"Open-Meteo CSV unreadable: {exc}") from exc
+    return section
+
+
+def _sections(text: str) -> list[_Section]:
+    """The sections of a CSV answer: its lines cut at blank ones (or ones of empty cells)."""
+    blocks: list[list[str]] = [[]]
+    for line in io.StringIO(text.lstrip("\ufeff"), newline=""):
+        if not line.replace(",", "").replace('"', "").strip():
+            if blocks[-1]:
+                blocks.append([])
             continue
-        sections[-1].append(row)
-    return [s for s in sections if s]
+        blocks[-1].append(line)
+    return [_section("".join(block)) for block in blocks if block]
 
 
 def _is_hourly(times: Sequence[str]) -> bool:
@@ -171,28 +217,27 @@ def parse_csv(text: str) -> list[WeatherDoc]:
     """
     sections = _sections(text)
     metas: dict[str, dict[str, Any]] = {}
-    hourly_section: list[list[str]] | None = None
+    hourly_section: _Section | None = None
     for section in sections:
-        header = [h.strip() for h in section[0]]
+        header = section.header
         if "latitude" in header:
-            for row in section[1:]:
-                meta = dict(zip(header, row, strict=False))
+            section.check(short=True)
+            for row, cells in zip(section.rows, section.cells, strict=True):
+                meta = dict(zip(header, row[:cells], strict=False))
                 metas[meta.get("location_id", "0")] = meta
-        elif "time" in header and _is_hourly([r[header.index("time")] for r in section[1:]]):
+        elif "time" in header and _is_hourly([r[header.index("time")] for r in section.rows]):
             hourly_section = section
     if hourly_section is None:
         raise WeatherFormatError("Open-Meteo CSV has no hourly section")
-    header = [h.strip() for h in hourly_section[0]]
+    hourly_section.check()
     names, units = [], {}
-    for col in header:
+    for col in hourly_section.header:
         name, _, unit = col.partition(" (")
         names.append(name)
         if unit:
             units[ALIASES.get(name, name)] = unit.rstrip(")")
     by_location: dict[str, dict[str, list[Any]]] = {}
-    for row in hourly_section[1:]:
-        if len(row) != len(names):
-            raise WeatherFormatError(f"Open-Meteo CSV row has {len(row)} cells, header has {len(names)}")
+    for row in hourly_section.rows:
         record = dict(zip(names, row, strict=True))
         series = by_location.setdefault(record.pop("location_id", "0"), {})
         for name, value in record.items():

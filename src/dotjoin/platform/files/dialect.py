@@ -114,7 +114,7 @@ class Dialect:
 
 @dataclass(frozen=True)
 class DialectOptions:
-    """What the user fixed; None means detect."""
+    """What the user fixed; None means detect (:data:`STRICT_CSV` fixes every part)."""
 
     delimiter: str | None = None
     quote: str | None = None  # "" means: no quoting
@@ -123,6 +123,8 @@ class DialectOptions:
     skip_lines: int | None = None
     comment: str | None = None  # "" means: no comment lines
     pad_short_rows: bool | None = None
+    footer_records: int | None = None  # 0 means: no footer
+    trailing_delimiter: bool | None = None  # False: an empty last field is data, never dropped
 
     def __post_init__(self) -> None:
         for name in ("delimiter", "quote", "escape", "comment"):
@@ -133,6 +135,24 @@ class DialectOptions:
             raise InputFileError("--delimiter must be one character, got ''")
         if self.skip_lines is not None and self.skip_lines < 0:
             raise InputFileError(f"--skip-lines must be 0 or more, got {self.skip_lines}")
+        if self.footer_records is not None and self.footer_records < 0:
+            raise InputFileError(f"footer_records must be 0 or more, got {self.footer_records}")
+
+
+#: Comma-separated, doubled quotes, a header first, and nothing guessed (no preamble, comment or footer
+#: lines, no dropped trailing field): for formats whose specification fixes the dialect (GTFS feeds,
+#: Open-Meteo CSV sections, cities files). Short rows are padded; ``Chunk.fields`` says how short.
+STRICT_CSV = DialectOptions(
+    delimiter=",",
+    quote='"',
+    escape="",
+    header=True,
+    skip_lines=0,
+    comment="",
+    pad_short_rows=True,
+    footer_records=0,
+    trailing_delimiter=False,
+)
 
 
 @dataclass
@@ -330,12 +350,15 @@ def sniff(
         header, why = _has_header(table, best.width, path=path)
         evidence.append(why)
     names = tuple(table[0]) if header and table else tuple(f"column_{i + 1}" for i in range(best.width))
-    trailing = header and _trailing_delimiter(table, best.width)
+    trailing = options.trailing_delimiter
+    if trailing is None:
+        trailing = header and _trailing_delimiter(table, best.width)
+        if trailing:
+            evidence.append("every record ends with a delimiter")
     if trailing:
         names = names[:-1]
-        evidence.append("every record ends with a delimiter")
-    footer = 0
-    if tail is not None:
+    footer = options.footer_records or 0
+    if tail is not None and options.footer_records is None:
         footer = _footer(tail, best, comment, pad=bool(pad))
         if footer >= len(table) - header:  # the "footer" would be every data record: it is the data
             footer = 0

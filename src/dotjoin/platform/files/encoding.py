@@ -61,6 +61,18 @@ def decode_record(data: bytes) -> str:
         return data.decode(REPAIR_CODEC)
 
 
+def raw_text(data: bytes) -> str:
+    """A record's bytes as text for the quarantine: repaired like the data, else backslash-escaped.
+
+    >>> raw_text(b"caf\\xe9"), raw_text(b"bad \\x81")
+    ('café', 'bad \\\\x81')
+    """
+    try:
+        return decode_record(data)
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class EncodingGuess:
     """The decided encoding of a file.
@@ -305,10 +317,11 @@ def decode_fields(fields: list[str]) -> list[str]:
 
 
 def record_decoding(
-    data: bytes, framed: Framed, skip: np.ndarray
+    data: bytes, framed: Framed, skip: np.ndarray, *, repair: bool = True
 ) -> tuple[dict[int, str], list[int], list[int]]:
     """Per framed record (``skip``: not records): which are not UTF-8 but cp1252 {index: repaired text},
-    which are neither (``bad_encoding``), and which hold a NUL byte (``contains_null``)."""
+    which are neither (``bad_encoding``; with ``repair`` False, every record that is not UTF-8), and
+    which hold a NUL byte (``contains_null``)."""
     if not len(framed):
         return {}, [], []
     head = np.frombuffer(data, dtype=np.uint8, count=framed.consumed)
@@ -322,6 +335,9 @@ def record_decoding(
     broken: list[int] = []
     for i in invalid_utf8_records(data, framed):
         if skip[i]:
+            continue
+        if not repair:
+            broken.append(i)
             continue
         try:
             repaired[i] = data[int(framed.start[i]) : int(framed.end[i])].decode(REPAIR_CODEC)

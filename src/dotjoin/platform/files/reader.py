@@ -48,8 +48,8 @@ from dotjoin.platform.files.dialect import Dialect, DialectOptions, sniff
 from dotjoin.platform.files.encoding import (
     EncodingGuess,
     decode_fields,
-    decode_record,
     detect_encoding,
+    raw_text,
     record_decoding,
     single_byte,
 )
@@ -71,6 +71,7 @@ HOLD_BYTES = 256 << 10
 #: A record longer than this (a quote never closed) is an error naming its line.
 MAX_RECORD_BYTES = 64 << 20
 BAD_ENCODING = "bytes that are neither UTF-8 nor cp1252"
+NOT_UTF8 = "bytes that are not UTF-8"
 KEPT_LINES = 20  # preamble and footer lines kept as text for the run report
 _TRAILING = "\x00trailing"
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
@@ -78,24 +79,14 @@ _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 @dataclass(frozen=True)
 class RawReject:
-    """A record rejected before parsing: its start line, reason code, detail and raw text."""
+    """A record rejected before parsing: its start line, reason code, detail, raw text and field count
+    (0 when it was not split: undecodable bytes, a NUL byte, quoting the csv module cannot split)."""
 
     line: int
     reason: str
     detail: str
     raw: str
-
-
-def raw_text(data: bytes) -> str:
-    """A record's bytes as text for the quarantine: repaired like the data, else backslash-escaped.
-
-    >>> raw_text(b"caf\\xe9"), raw_text(b"bad \\x81")
-    ('café', 'bad \\\\x81')
-    """
-    try:
-        return decode_record(data)
-    except UnicodeDecodeError:
-        return data.decode("utf-8", "backslashreplace")
+    fields: int = 0
 
 
 @dataclass
@@ -111,6 +102,8 @@ class Chunk:
         rejected: records rejected while reading (ragged rows, undecodable bytes).
         records: records of the block (rows + rejected); empty, comment and footer lines are not records.
         repaired: rows whose non-UTF-8 bytes were repaired as cp1252.
+        fields: the number of fields each row had as written: fewer than the columns when the dialect
+            pads short rows (None from readers without fields).
     """
 
     table: pa.Table
@@ -121,6 +114,7 @@ class Chunk:
     rejected: list[RawReject] = field(default_factory=list)
     records: int = 0
     repaired: int = 0
+    fields: np.ndarray | None = None
 
     def raw(self, row: int) -> str:
         """The raw text of row ``row`` of ``table``."""
@@ -143,6 +137,8 @@ class DelimitedReader:
             DuckDB and pandas read it); False refuses it with one line (an export that must hold data).
         data: the file's bytes when they are already in memory (a zip member, an HTTP body);
             ``path`` then only names the file in messages.
+        repair: decode a record that is not UTF-8 as cp1252; False: it is ``bad_encoding`` (a format
+            that must be UTF-8, such as GTFS).
 
     Raises:
         InputFileError: missing, empty, binary or header-only file, unknown columns, wrong delimiter.
@@ -159,8 +155,11 @@ class DelimitedReader:
         block_bytes: int = BLOCK_BYTES,
         allow_empty: bool = True,
         data: bytes | None = None,
+        repair: bool = True,
     ) -> None:
         self.path = path
+        self.repair = repair
+        self._bad_encoding = BAD_ENCODING if repair else NOT_UTF8
         self._data = data
         self.block_bytes = block_bytes
         self.allow_empty = allow_empty
@@ -458,7 +457,7 @@ class DelimitedReader:
             tail = np.flatnonzero(~skip)[-d.footer_records :]
             skip[tail] = True
             self.footer = [self._raw(data, framed, int(i)) for i in tail[:KEPT_LINES]]
-        repaired, broken, nul = record_decoding(data, framed, skip)
+        repaired, broken, nul = record_decoding(data, framed, skip, repair=self.repair)
         if slow is not None:
             fields = np.array([len(v) if v is not None else 0 for v in slow], dtype=np.int64)
         else:
@@ -470,7 +469,7 @@ class DelimitedReader:
         for i in sorted(bad):
             good[i] = False
             reason, detail = (
-                ("bad_encoding", BAD_ENCODING) if i in broken else ("contains_null", "a NUL byte")
+                ("bad_encoding", self._bad_encoding) if i in broken else ("contains_null", "a NUL byte")
             )
             rejected.append(RawReject(int(framed.line[i]), reason, detail, self._raw(data, framed, i)))
         for j in np.flatnonzero(~good & ~skip).tolist():
@@ -478,10 +477,9 @@ class DelimitedReader:
             if i in bad:
                 continue
             got = "unsplittable quoting" if slow is not None and slow[i] is None else f"{fields[i]} field(s)"
+            raw = self._raw(data, framed, i)
             rejected.append(
-                RawReject(
-                    int(framed.line[i]), "ragged_row", f"{got}, expected {width}", self._raw(data, framed, i)
-                )
+                RawReject(int(framed.line[i]), "ragged_row", f"{got}, expected {width}", raw, int(fields[i]))
             )
         rows = np.flatnonzero(good)
         self.padded_rows += int(np.count_nonzero(short & good))
@@ -502,6 +500,7 @@ class DelimitedReader:
                         "ragged_row",
                         f"a value after the last column ({width} fields, expected {width - 1})",
                         self._raw(data, framed, i),
+                        width,
                     )
                 )
             if extra.any():
@@ -519,6 +518,7 @@ class DelimitedReader:
             rejected=rejected,
             records=n - int(np.count_nonzero(skip)),
             repaired=int(np.count_nonzero(good[list(repaired)])) if repaired else 0,
+            fields=fields[rows],
         )
 
     @property
@@ -526,9 +526,9 @@ class DelimitedReader:
         names = list(self.dialect.columns)
         return [*names, _TRAILING] if self.dialect.trailing_delimiter else names
 
-    @staticmethod
-    def _raw(data: bytes, framed: Framed, i: int) -> str:
-        return raw_text(data[int(framed.start[i]) : int(framed.end[i])])
+    def _raw(self, data: bytes, framed: Framed, i: int) -> str:
+        record = data[int(framed.start[i]) : int(framed.end[i])]  # shown as repaired, or as it is
+        return raw_text(record) if self.repair else record.decode("utf-8", "backslashreplace")
 
     def _parse(
         self, data: bytes, framed: Framed, good: np.ndarray, repaired: dict[int, str], missing: np.ndarray
