@@ -6,11 +6,16 @@ Three contenders on the same data, served by one `dotjoin sources serve` subproc
   into DuckDB, cursor per city, run report (the real pipeline, checks included);
 * **naive** (the baseline the ratio is against) — sequential requests, one ``INSERT ... ON CONFLICT``
   per row into DuckDB, the way a first cron script does it;
-* **dlt** — ``dlt.pipeline(destination="duckdb")`` with ``write_disposition="merge"`` on
-  ``(city, hour)``, run in its own virtualenv (``DLT_PYTHON``, default /tmp/dltvenv/bin/python) because
-  dlt is not in our lock; skipped with a message when that interpreter is missing.
+* **dlt** (the headline ratio) — ``dlt.pipeline(destination="duckdb")`` with ``write_disposition="merge"``
+  on ``(city, hour)``; its requests run on dlt's own parallel extraction (a ``parallelized`` transformer,
+  ``EXTRACT__WORKERS`` threads) at the **same concurrency** as dotjoin's ``[ingest] concurrency``, each
+  level in turn (default 1 and 8). It runs in its own virtualenv (``DLT_PYTHON``, default
+  /tmp/dltvenv/bin/python) because dlt is not in our lock; skipped with a message when it is missing.
 
-Usage: .venv/bin/python benchmarks/api_ingest.py [--cities 100] [--days 365]
+dotjoin and dlt run ``--repeat`` times each, round-robin; the best run of each counts. The naive
+baseline runs once on ``--naive-cities`` (it is ~100x slower; its ratio compares rows/s).
+
+Usage: .venv/bin/python benchmarks/api_ingest.py [--cities 100] [--days 365] [--repeat 3] [--concurrency 1,8]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import duckdb
 import httpx
+from _baselines import headline, machine
 
 from dotjoin.config import load_settings
 from dotjoin.pipelines.api_ingest import weather
@@ -105,8 +111,10 @@ def naive(url: str, cities: list[City], days: int, db: Path) -> tuple[float, int
     return elapsed, rows
 
 
-def ours(url: str, cities: list[City], days: int, root: Path) -> tuple[float, int, dict[str, float]]:
-    env = {"DOTJOIN__INGEST__RATE_LIMIT_PER_S": "0", "DOTJOIN__INGEST__CONCURRENCY": "8"}
+def ours(
+    url: str, cities: list[City], days: int, root: Path, concurrency: int
+) -> tuple[float, int, dict[str, float]]:
+    env = {"DOTJOIN__INGEST__RATE_LIMIT_PER_S": "0", "DOTJOIN__INGEST__CONCURRENCY": str(concurrency)}
     settings = load_settings(profile="local", cwd=root, env=env)
     t0 = time.perf_counter()
     report = weather.run(
@@ -118,32 +126,38 @@ def ours(url: str, cities: list[City], days: int, root: Path) -> tuple[float, in
 
 
 DLT_SCRIPT = textwrap.dedent("""
-    import json, sys, time
+    import json, os, sys, time
     from datetime import date, timedelta
     import dlt, httpx
-    url, cities, days, db = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    window = int(sys.argv[5])
+    url, cities, db = sys.argv[1], json.loads(sys.argv[2]), sys.argv[4]
+    days, window = int(sys.argv[3]), int(sys.argv[5])
+    workers = int(os.environ["EXTRACT__WORKERS"])
     start = date(2023, 1, 1)
+    client = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=workers))
 
-    @dlt.resource(name="weather_hourly", write_disposition="merge", primary_key=["city", "hour"])
-    def hourly():
-        with httpx.Client(timeout=60) as client:
-            for name, lat, lon in cities:
-                d = 0
-                while d < days:
-                    a, b = start + timedelta(days=d), start + timedelta(days=min(days, d + window) - 1)
-                    doc = client.get(url + "/v1/archive", params={"latitude": lat, "longitude": lon,
-                        "hourly": "temperature_2m,relative_humidity_2m,precipitation,wind_speed_10m",
-                        "start_date": a.isoformat(), "end_date": b.isoformat(), "timezone": "GMT"}).json()
-                    h = doc["hourly"]
-                    yield [{"city": name, "hour": t + "Z", **{k: h[k][i] for k in h if k != "time"}}
-                           for i, t in enumerate(h["time"])]
-                    d += window
+    @dlt.resource(selected=False)
+    def requests():
+        for name, lat, lon in cities:
+            for d in range(0, days, window):
+                a, b = start + timedelta(days=d), start + timedelta(days=min(days, d + window) - 1)
+                yield name, lat, lon, a.isoformat(), b.isoformat()
+
+    # dlt's way to fetch in parallel: a transformer run on the extract thread pool (EXTRACT__WORKERS).
+    @dlt.transformer(name="weather_hourly", write_disposition="merge", primary_key=["city", "hour"],
+                     parallelized=True)
+    def hourly(task):
+        name, lat, lon, a, b = task
+        doc = client.get(url + "/v1/archive", params={"latitude": lat, "longitude": lon,
+            "hourly": "temperature_2m,relative_humidity_2m,precipitation,wind_speed_10m",
+            "start_date": a, "end_date": b, "timezone": "GMT"}).json()
+        h = doc["hourly"]
+        return [{"city": name, "hour": t + "Z", **{k: h[k][i] for k in h if k != "time"}}
+                for i, t in enumerate(h["time"])]
 
     pipe = dlt.pipeline(pipeline_name="bench", destination=dlt.destinations.duckdb(db), dataset_name="bench",
                         pipelines_dir=db + ".dlt")
     t0 = time.perf_counter()
-    info = pipe.run(hourly())
+    pipe.run(requests() | hourly)
     elapsed = time.perf_counter() - t0
     import duckdb
     n = duckdb.connect(db).execute("SELECT count(*) FROM bench.weather_hourly").fetchone()[0]
@@ -151,7 +165,7 @@ DLT_SCRIPT = textwrap.dedent("""
 """)
 
 
-def run_dlt(url: str, cities: list[City], days: int, db: Path) -> dict[str, object] | str:
+def run_dlt(url: str, cities: list[City], days: int, db: Path, workers: int) -> dict[str, object] | str:
     python = os.environ.get("DLT_PYTHON", "/tmp/dltvenv/bin/python")
     if not Path(python).exists():
         return (
@@ -164,6 +178,7 @@ def run_dlt(url: str, cities: list[City], days: int, db: Path) -> dict[str, obje
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "EXTRACT__WORKERS": str(workers), "RUNTIME__LOG_LEVEL": "WARNING"},
     )
     if out.returncode != 0:
         return "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1]
@@ -174,6 +189,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cities", type=int, default=100)
     parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each contender, round-robin")
+    parser.add_argument(
+        "--concurrency",
+        default="1,8",
+        help="comma-separated request concurrencies; dotjoin and dlt run at each (dlt: EXTRACT__WORKERS)",
+    )
     parser.add_argument(
         "--naive-cities",
         type=int,
@@ -184,44 +205,62 @@ def main() -> int:
     args = parser.parse_args()
     cities = _cities(args.cities)
     expected = args.cities * args.days * 24
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     proc, url = _server()
+    best: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="dj-bench-api-") as tmp:
             root = Path(tmp)
+            print(machine())
             print(
                 f"backfill {args.cities} cities x {args.days} days = {expected:,} hourly rows "
-                f"({WINDOW_DAYS}-day requests) from {url}",
-                flush=True,
-            )
-            t_ours, n_ours, metrics = ours(url, cities, args.days, root / "ours")
-            print(
-                f"dotjoin : {t_ours:8.2f} s  {n_ours:,} rows  {n_ours / t_ours:,.0f} rows/s "
-                f"({int(metrics['http_attempts'])} requests)",
+                f"({WINDOW_DAYS}-day requests) from {url}; {args.repeat} rounds, round-robin",
                 flush=True,
             )
             naive_cities = cities[: max(1, min(args.naive_cities, len(cities)))]
             t_naive, n_naive = naive(url, naive_cities, args.days, root / "naive.duckdb")
+            assert n_naive == len(naive_cities) * args.days * 24
             print(
-                f"naive   : {t_naive:8.2f} s  {n_naive:,} rows  {n_naive / t_naive:,.0f} rows/s "
-                f"({len(naive_cities)} of {len(cities)} cities, same days)",
+                f"naive (1 request at a time, row-by-row upsert): {t_naive:.2f} s {n_naive:,} rows "
+                f"{n_naive / t_naive:,.0f} rows/s ({len(naive_cities)} of {len(cities)} cities, run once)",
                 flush=True,
             )
-            dlt_result = run_dlt(url, cities, args.days, root / "dlt.duckdb")
-            if isinstance(dlt_result, dict):
-                t_dlt = float(dlt_result["seconds"])  # type: ignore[arg-type]
-                print(
-                    f"dlt {dlt_result['dlt']}: {t_dlt:8.2f} s  {dlt_result['rows']:,} rows  "
-                    f"{int(dlt_result['rows']) / t_dlt:,.0f} rows/s  (merge into DuckDB)",
-                    flush=True,
-                )  # type: ignore[call-overload]
-            else:
-                t_dlt = None
-                print(f"dlt     : {dlt_result}")
-            assert n_ours == expected and n_naive == len(naive_cities) * args.days * 24
-            ratio = (n_ours / t_ours) / (n_naive / t_naive)
-            print(f"ratio vs naive baseline: {ratio:.1f}x faster in rows/s (target >= 10x)")
-            if t_dlt is not None:
-                print(f"ratio vs dlt merge     : {t_dlt / t_ours:.1f}x faster")
+            for r in range(args.repeat):
+                for c in levels:
+                    t_ours, n_ours, metrics = ours(url, cities, args.days, root / f"ours-{r}-{c}", c)
+                    assert n_ours == expected, (n_ours, expected)
+                    print(
+                        f"  round {r + 1} dotjoin c={c}: {t_ours:7.2f} s  {n_ours:,} rows "
+                        f"{n_ours / t_ours:,.0f} rows/s ({int(metrics['http_attempts'])} requests)",
+                        flush=True,
+                    )
+                    best[f"dotjoin c={c}"] = min(best.get(f"dotjoin c={c}", 1e9), t_ours)
+                    got = run_dlt(url, cities, args.days, root / f"dlt-{r}-{c}.duckdb", c)
+                    if isinstance(got, str):
+                        print(f"  dlt: {got}")
+                        continue
+                    t_dlt = float(got["seconds"])  # type: ignore[arg-type]
+                    assert int(got["rows"]) == expected, got  # type: ignore[call-overload]
+                    print(
+                        f"  round {r + 1} dlt {got['dlt']} c={c}: {t_dlt:7.2f} s  {got['rows']:,} rows "
+                        f"{expected / t_dlt:,.0f} rows/s (merge into DuckDB)",
+                        flush=True,
+                    )
+                    best[f"dlt c={c}"] = min(best.get(f"dlt c={c}", 1e9), t_dlt)
+            print("best of each:")
+            for name, t in best.items():
+                print(f"  {name:14s} {t:7.2f} s  {expected / t:,.0f} rows/s")
+            for c in levels:
+                ours_t = best[f"dotjoin c={c}"]
+                ratio_naive = (expected / ours_t) / (n_naive / t_naive)
+                print(f"concurrency {c}: dotjoin {ratio_naive:.1f}x the naive baseline's rows/s")
+                if f"dlt c={c}" in best:
+                    ratio = best[f"dlt c={c}"] / ours_t
+                    headline(
+                        "api_ingest",
+                        f"concurrency {c}: dotjoin {ours_t:.2f} s vs dlt {best[f'dlt c={c}']:.2f} s = "
+                        f"{ratio:.2f}x dlt's speed (best of {args.repeat})",
+                    )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

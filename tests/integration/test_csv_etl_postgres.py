@@ -79,3 +79,26 @@ def test_kill_9_mid_copy_then_rerun_ends_like_an_uninterrupted_run_on_postgres(
     assert_kill_then_rerun_equals_clean_run(pg, local_settings, tmp_path, dataset)
     with open_warehouse(pg) as wh:  # the killed transaction left no staging table or lock behind
         assert wh.scalar("SELECT count(*) FROM pg_class WHERE relname LIKE 'csv_etl_%stage%'") == 0
+
+
+def test_a_direct_load_builds_the_primary_key_after_the_rows_and_it_is_enforced(
+    pg: Settings, tmp_path: Path
+) -> None:
+    """The direct load drops the empty table's key and re-adds it in the same transaction: afterwards
+    the key exists with its columns, and a second row with a loaded key is refused by PostgreSQL."""
+    head = generate("commits", rows=500, dirty_rate=0.0, seed=3, out=tmp_path / "in")
+    report = load(pg, tmp_path / "in", head)
+    assert report.metrics["direct_load"] == 1.0
+    with open_warehouse(pg) as wh:
+        key = (
+            wh.query(
+                "SELECT a.attname FROM pg_constraint AS c JOIN pg_attribute AS a"
+                " ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)"
+                " WHERE c.conrelid = 'commits'::regclass AND c.contype = 'p' ORDER BY a.attnum"
+            )
+            .column("attname")
+            .to_pylist()
+        )
+        assert key == ["repo", "sha"]
+        with pytest.raises(Exception, match="duplicate key"):
+            wh.execute("INSERT INTO commits SELECT * FROM commits LIMIT 1")

@@ -46,7 +46,7 @@ from dotjoin.pipelines.csv_etl.load import DUPLICATES_SCHEMA, PROVENANCE, FileLo
 from dotjoin.pipelines.csv_etl.reasons import DATASETS
 from dotjoin.pipelines.csv_etl.references import ReferenceData, read_references
 from dotjoin.pipelines.csv_etl.validations import run_checks
-from dotjoin.platform.background import background
+from dotjoin.platform.background import background, ordered_map
 from dotjoin.platform.files import DelimitedReader, DialectOptions, InputFileError
 from dotjoin.platform.files.reader import BLOCK_BYTES, Chunk
 from dotjoin.platform.quality.quarantine import QUARANTINE_TABLE, Quarantine
@@ -124,13 +124,14 @@ class _Preparer:
         self.loaded_at = datetime.now(UTC)
 
     def clean(self, table: pa.Table) -> Cleaned:
+        """Type and validate one chunk: pure, so chunks are cleaned on two threads at once."""
         if self.dataset == "commits":
             return cleaning_commits.clean_commits(table, now=self.now)
         assert self.ref is not None
         return cleaning_retail.clean_sales(table, ref=self.ref.lookup, now=self.now)
 
-    def __call__(self, chunk: Chunk, position: int) -> Prepared:
-        cleaned = self.clean(chunk.table)
+    def __call__(self, chunk: Chunk, cleaned: Cleaned, position: int) -> Prepared:
+        """Quarantine, deduplicate (in file order) and add provenance to a cleaned chunk."""
         quarantine = Quarantine(PIPELINE, self.run_id)
         reasons: Counter[str] = Counter()
         for rej in chunk.rejected:
@@ -291,9 +292,18 @@ def _load(
             dataset, source=source, run_id=run.run_id, now=now, ref=ref, sort=mode == "direct"
         )
 
-        def prepared() -> Iterator[Prepared]:
+        def chunks() -> Iterator[tuple[Chunk, int]]:
             for chunk in reader:
-                yield prepare(chunk, reader.position)
+                yield chunk, reader.position
+
+        def prepared() -> Iterator[Prepared]:
+            typed = ordered_map(
+                lambda item: prepare.clean(item[0].table),
+                chunks(),
+                name="csv-etl-clean",
+            )
+            for (chunk, position), cleaned in typed:
+                yield prepare(chunk, cleaned, position)
 
         started = time.perf_counter()
         for item in background(prepared(), name="csv-etl-prepare", depth=1):
