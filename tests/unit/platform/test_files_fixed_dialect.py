@@ -58,9 +58,10 @@ def test_a_fixed_footer_and_trailing_delimiter_are_not_guessed() -> None:
         "Airport",
         "Total",
     ]
-    # Detected: most rows omit the last cell and end with an empty one, so the last column is dropped.
+    # Detected: rows ending with an empty cell under a header that names one more column are short
+    # rows, not a trailing delimiter: no header name is dropped.
     data = b"stop_id,stop_name,stop_lat,stop_lon,zone_id\n" + b"S,B,1,\n" * 5 + b"X,Y,1,2,3,4\n"
     guessed, _ = _read(data, DialectOptions(delimiter=",", header=True, skip_lines=0, pad_short_rows=True))
-    assert guessed.names == ("stop_id", "stop_name", "stop_lat", "stop_lon")
+    assert guessed.names == ("stop_id", "stop_name", "stop_lat", "stop_lon", "zone_id")
     fixed, _ = _read(data)
     assert fixed.names == ("stop_id", "stop_name", "stop_lat", "stop_lon", "zone_id")

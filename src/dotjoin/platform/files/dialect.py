@@ -476,8 +476,11 @@ def _has_header(records: list[list[str]], width: int, *, path: str) -> tuple[boo
 
 
 def _trailing_delimiter(records: list[list[str]], width: int) -> bool:
+    """The header (``records[0]``) and every full-width record end with an empty field. The header
+    must too: rows that end empty under a header naming one more column are rows missing a value."""
     table = [r for r in records if len(r) == width]
-    return width > 1 and bool(table) and all(r[-1] == "" for r in table)
+    header_ends_empty = bool(records) and len(records[0]) == width and records[0][-1] == ""
+    return width > 1 and header_ends_empty and all(r[-1] == "" for r in table)
 
 
 def _footer(tail: str, split: _Split, comment: str | None, *, pad: bool) -> int:
