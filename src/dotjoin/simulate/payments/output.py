@@ -29,6 +29,7 @@ from dotjoin.exceptions import ConfigError
 from dotjoin.pipelines.payments.contract import MERCHANT_COLUMNS, TOPIC_LABELS, TOPIC_PAYMENTS, TYPOLOGIES
 from dotjoin.platform.bus.base import Producer
 from dotjoin.simulate.payments.fraud import LOOKALIKES
+from dotjoin.simulate.payments.geo import CURRENCIES
 from dotjoin.simulate.payments.stream import DEFECT_KINDS, MALFORMED_KINDS, Emitted, Simulation
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 EVENTS_FILE = "events.jsonl"
 LABELS_FILE = "labels.jsonl"
 MERCHANTS_FILE = "merchants.csv"
+FX_FILE = "fx_rates.csv"  # currency,units_per_usd: the detector normalises amounts with it
 MANIFEST_FILE = "manifest.json"
 _WRITE_BATCH = 4096
 
@@ -153,6 +155,13 @@ def write_merchants(sim: Simulation, path: Path) -> Path:
     return path
 
 
+def write_fx_rates(path: Path) -> Path:
+    """The simulator's fixed exchange rates as CSV (``currency,units_per_usd``)."""
+    lines = ["currency,units_per_usd", *(f"{c},{rate!r}" for c, (rate, _) in sorted(CURRENCIES.items()))]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def write_log(sim: Simulation, directory: Path) -> PaymentsManifest:
     """Record the whole stream in ``directory`` (see the module docstring); ``manifest.json`` comes last."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -176,6 +185,7 @@ def write_log(sim: Simulation, directory: Path) -> PaymentsManifest:
         if labels:
             lab.write(b"\n".join(labels) + b"\n")
     write_merchants(sim, directory / MERCHANTS_FILE)
+    write_fx_rates(directory / FX_FILE)
     manifest = tally.manifest(sim)
     part = directory / (MANIFEST_FILE + ".part")
     part.write_text(manifest.model_dump_json(), encoding="utf-8")

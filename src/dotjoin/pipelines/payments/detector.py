@@ -1,0 +1,234 @@
+"""The stream logic: event time, deduplication, features, rules and models → alerts.
+
+Plain Python and runtime-free: the embedded runner, the Spark job and ``payments replay`` feed it
+batches of parsed payments in arrival order and get the same alerts for the same input.
+
+Event time: the watermark is the largest event time seen minus ``allowed_lateness_ms``. An event
+behind the watermark is *late*: it is returned for routing (``payments.late``) and counted, and it
+does not change the state (its windows have closed). An ``event_id`` seen within the lateness horizon
+is a duplicate: counted, not scored twice. Events behind the watermark cannot be duplicates of scored
+ones that matter, so the id memory stays bounded by the horizon.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dotjoin.pipelines.payments.contract import Payment
+from dotjoin.pipelines.payments.features import FEATURES, FeatureState, MerchantInfo
+from dotjoin.pipelines.payments.models import FraudModels
+from dotjoin.pipelines.payments.rules import Rule
+
+DEFAULT_LATENESS_MS = 120_000
+DEFAULT_RULE_FLOOR = 0.2  # with models, a fired rule alerts from this fraud probability up
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alerted payment and why."""
+
+    event_id: str
+    card_id: str
+    merchant_id: str
+    event_time_ms: int
+    amount: float
+    score: float  # fraud probability of the classifier (0 without one)
+    anomaly: float  # isolation-forest anomaly score (0 without one)
+    rules: tuple[str, ...]
+    models: tuple[str, ...]  # "classifier", "isolation_forest": the models that flagged it
+    explanation: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "event_id": self.event_id, "card_id": self.card_id, "merchant_id": self.merchant_id,
+            "event_time_ms": self.event_time_ms, "amount": self.amount, "score": round(self.score, 6),
+            "anomaly": round(self.anomaly, 6), "rules": list(self.rules), "models": list(self.models),
+            "explanation": self.explanation,
+        }  # fmt: skip
+
+
+@dataclass
+class BatchResult:
+    alerts: list[Alert] = field(default_factory=list)
+    late: list[int] = field(default_factory=list)  # indexes of late events in the batch
+    duplicates: int = 0
+    scored: int = 0
+    risk: list[tuple[str, float]] = field(default_factory=list)  # (event_id, risk) of each scored event
+
+
+@dataclass
+class Counters:
+    """Totals since the detector started (or since its checkpoint)."""
+
+    scored: int = 0
+    late: int = 0
+    duplicates: int = 0
+    alerts: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+
+
+class Detector:
+    """Score payments in arrival order; keeps the keyed state, the watermark and the id memory.
+
+    Args:
+        merchants: the reference table joined to every event (unknown merchants get a neutral risk).
+        rules: the threshold rules (``rules.load_rules()``).
+        models: fitted models, or None (rules only).
+        usd_rates: units of each currency per US dollar (amount features are in dollars).
+        allowed_lateness_ms: how far behind the largest event time an event may arrive and still count.
+        rule_floor: with models, a fired rule alerts only if the classifier's probability reaches this
+            (thresholds alone cannot tell a card test from a burst of transit taps; the model can).
+    """
+
+    def __init__(
+        self,
+        merchants: dict[str, MerchantInfo],
+        rules: Sequence[Rule],
+        models: FraudModels | None = None,
+        *,
+        usd_rates: dict[str, float] | None = None,
+        allowed_lateness_ms: int = DEFAULT_LATENESS_MS,
+        rule_floor: float = DEFAULT_RULE_FLOOR,
+    ) -> None:
+        self.rule_floor = rule_floor
+        self.state = FeatureState(merchants, usd_rates)
+        self.rules = tuple(rules)
+        self.models = models
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.max_event_ms: int | None = None
+        self._ids: dict[str, int] = {}
+        self._id_order: deque[tuple[int, str]] = deque()
+        self.counters = Counters()
+
+    @property
+    def watermark_ms(self) -> int | None:
+        return None if self.max_event_ms is None else self.max_event_ms - self.allowed_lateness_ms
+
+    def features(self, payments: Sequence[Payment]) -> tuple[np.ndarray, list[int], BatchResult]:
+        """Advance the state over ``payments``: their feature rows, the indexes they belong to, and
+        the late/duplicate bookkeeping (no scoring)."""
+        result = BatchResult()
+        rows: list[list[float]] = []
+        kept: list[int] = []
+        for i, p in enumerate(payments):
+            t = p.event_time_ms
+            watermark = self.watermark_ms
+            if watermark is not None and t < watermark:
+                result.late.append(i)
+                continue
+            if p.event_id in self._ids:
+                result.duplicates += 1
+                continue
+            self._ids[p.event_id] = t
+            self._id_order.append((t, p.event_id))
+            if self.max_event_ms is None or t > self.max_event_ms:
+                self.max_event_ms = t
+            rows.append(self.state.observe(p))
+            kept.append(i)
+        self._forget_ids()
+        result.scored = len(kept)
+        matrix = np.asarray(rows, dtype=np.float64) if rows else np.empty((0, len(FEATURES)))
+        return matrix, kept, result
+
+    def process(self, payments: Sequence[Payment]) -> BatchResult:
+        """Score one batch: features, rules, models; alerts in the batch's order."""
+        matrix, kept, result = self.features(payments)
+        models = self.models
+        if models is not None and len(kept):
+            prob, anomaly = models.scores(matrix)
+        else:
+            prob = anomaly = np.zeros(len(kept))
+        hits: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
+        for j, i in enumerate(kept):
+            row = matrix[j]
+            fired = tuple(rule.name for rule in self.rules if rule.fires(row))
+            flagged: tuple[str, ...] = ()
+            if models is not None:
+                flagged = tuple(
+                    name
+                    for name, hit in (
+                        ("classifier", prob[j] >= models.supervised_threshold),
+                        ("isolation_forest", anomaly[j] >= models.anomaly_threshold),
+                    )
+                    if hit
+                )
+                if fired and not flagged and prob[j] < self.rule_floor:
+                    fired = ()  # the model does not confirm the rule
+            result.risk.append(
+                (payments[i].event_id, float(prob[j]) if models is not None else float(bool(fired)))
+            )
+            if fired or flagged:
+                hits.append((j, fired, flagged))
+        drivers = self._drivers(matrix, [j for j, _, flagged in hits if flagged])
+        for j, fired, flagged in hits:
+            result.alerts.append(
+                self._alert(
+                    payments[kept[j]],
+                    matrix[j],
+                    fired,
+                    flagged,
+                    float(prob[j]),
+                    float(anomaly[j]),
+                    drivers.get(j, ""),
+                )
+            )
+        c = self.counters
+        c.scored += result.scored
+        c.late += len(result.late)
+        c.duplicates += result.duplicates
+        c.alerts += len(result.alerts)
+        for alert in result.alerts:
+            for name in alert.rules + alert.models:
+                c.by_rule[name] = c.by_rule.get(name, 0) + 1
+        return result
+
+    def _alert(
+        self,
+        p: Payment,
+        row: np.ndarray,
+        fired: tuple[str, ...],
+        flagged: tuple[str, ...],
+        prob: float,
+        anomaly: float,
+        drivers: str,
+    ) -> Alert:
+        parts = [rule.explain(row) for rule in self.rules if rule.name in fired]
+        if flagged:
+            parts.append(
+                f"{'+'.join(flagged)} p={prob:.3f} anomaly={anomaly:.3f}: {drivers or 'no single driver'}"
+            )
+        return Alert(
+            event_id=p.event_id,
+            card_id=p.card_id,
+            merchant_id=p.merchant_id,
+            event_time_ms=p.event_time_ms,
+            amount=p.amount,
+            score=prob,
+            anomaly=anomaly,
+            rules=fired,
+            models=flagged,
+            explanation="; ".join(parts),
+        )
+
+    def _drivers(self, matrix: np.ndarray, rows: list[int]) -> dict[int, str]:
+        """The features that drove each model-flagged row (one batched call for all of them)."""
+        if not rows or self.models is None:
+            return {}
+        explained = self.models.explain_rows(matrix[rows])
+        return {
+            j: ", ".join(f"{name} {matrix[j, FEATURES.index(name)]:.4g} (+{gain:.2f})" for name, gain in top)
+            for j, top in zip(rows, explained, strict=True)
+        }
+
+    def _forget_ids(self) -> None:
+        watermark = self.watermark_ms
+        if watermark is None:
+            return
+        order, ids = self._id_order, self._ids
+        while order and order[0][0] < watermark - self.allowed_lateness_ms:
+            _, event_id = order.popleft()
+            ids.pop(event_id, None)
