@@ -77,7 +77,19 @@ def version(output: OutputOption = "table") -> None:
 
 
 def _register() -> None:
-    from dotjoin.cli import commands, etl, flows, ingest, lake, load, runs, sample, services, sources
+    from dotjoin.cli import (
+        commands,
+        etl,
+        flows,
+        ingest,
+        lake,
+        load,
+        payments,
+        runs,
+        sample,
+        services,
+        sources,
+    )
 
     app.add_typer(services.app, name="services")
     app.add_typer(runs.app, name="runs")
@@ -86,6 +98,7 @@ def _register() -> None:
     app.add_typer(sources.app, name="sources")
     app.add_typer(lake.app, name="lake")
     app.add_typer(lake.pipeline_app, name="lakehouse")
+    app.add_typer(payments.app, name="payments")
     commands.register(app)
     flows.register(app)
     app.command()(sample.sample)

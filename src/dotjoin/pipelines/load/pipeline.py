@@ -302,6 +302,21 @@ def _quote(name: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
+#: DuckDB's buffer pool while a load streams into it, unless ``[warehouse] memory_limit`` says otherwise.
+#: Appending batches needs no cache; DuckDB's default (80% of RAM) kept ~250 MiB of written blocks
+#: resident in a 2 GiB load (peak RSS 1,069 MiB against 819 MiB with this cap, at the same speed).
+LOAD_MEMORY_LIMIT = "256MB"
+
+
+def _streaming_buffer(settings: Settings) -> Settings:
+    wh = settings.warehouse
+    if wh.type != "duckdb" or wh.memory_limit:
+        return settings
+    return settings.model_copy(
+        update={"warehouse": wh.model_copy(update={"memory_limit": LOAD_MEMORY_LIMIT})}
+    )
+
+
 def run(
     settings: Settings,
     *,
@@ -351,7 +366,7 @@ def run(
         counts = _Counts()
         seen: dict[tuple[Any, ...], str] = {}
         now = datetime.now(UTC)  # "now" of exclusiveMaximum rules: one instant for the whole run
-        with open_warehouse(settings) as wh:
+        with open_warehouse(_streaming_buffer(settings)) as wh:
             for path in files:
                 _load_file(
                     wh,

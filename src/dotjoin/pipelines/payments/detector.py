@@ -3,16 +3,16 @@
 Plain Python and runtime-free: the embedded runner, the Spark job and ``payments replay`` feed it
 batches of parsed payments in arrival order and get the same alerts for the same input.
 
-Event time: the watermark is the largest event time seen minus ``allowed_lateness_ms``. An event
-behind the watermark is *late*: it is returned for routing (``payments.late``) and counted, and it
-does not change the state (its windows have closed). An ``event_id`` seen within the lateness horizon
-is a duplicate: counted, not scored twice. Events behind the watermark cannot be duplicates of scored
-ones that matter, so the id memory stays bounded by the horizon.
+Event time, per card: a card's watermark is the largest event time seen for that card minus
+``allowed_lateness_ms``. An event behind its card's watermark is *late*: it is returned for routing
+(``payments.late``) and counted, and it does not change the state (its windows have closed). An
+``event_id`` seen within the card's lateness horizon is a duplicate: counted, not scored twice; older
+ids are forgotten (a copy that old is late anyway). Keeping time per card (as the features are) makes
+every decision independent of how partitions interleave: the runtimes agree message for message.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +25,14 @@ from dotjoin.pipelines.payments.rules import Rule
 
 DEFAULT_LATENESS_MS = 120_000
 DEFAULT_RULE_FLOOR = 0.2  # with models, a fired rule alerts from this fraud probability up
+
+
+@dataclass(slots=True)
+class _CardClock:
+    """A card's event-time clock and the ids it saw within its lateness horizon."""
+
+    max_ms: int
+    ids: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +103,12 @@ class Detector:
         rule_floor: float = DEFAULT_RULE_FLOOR,
     ) -> None:
         self.rule_floor = rule_floor
-        self.state = FeatureState(merchants, usd_rates)
+        self.state = FeatureState(merchants, usd_rates, models.category_usd if models is not None else None)
         self.rules = tuple(rules)
         self.models = models
         self.allowed_lateness_ms = allowed_lateness_ms
-        self.max_event_ms: int | None = None
-        self._ids: dict[str, int] = {}
-        self._id_order: deque[tuple[int, str]] = deque()
+        self._clocks: dict[str, _CardClock] = {}
         self.counters = Counters()
-
-    @property
-    def watermark_ms(self) -> int | None:
-        return None if self.max_event_ms is None else self.max_event_ms - self.allowed_lateness_ms
 
     def features(self, payments: Sequence[Payment]) -> tuple[np.ndarray, list[int], BatchResult]:
         """Advance the state over ``payments``: their feature rows, the indexes they belong to, and
@@ -114,22 +116,26 @@ class Detector:
         result = BatchResult()
         rows: list[list[float]] = []
         kept: list[int] = []
+        lateness = self.allowed_lateness_ms
         for i, p in enumerate(payments):
             t = p.event_time_ms
-            watermark = self.watermark_ms
-            if watermark is not None and t < watermark:
+            clock = self._clocks.get(p.card_id)
+            if clock is None:
+                clock = self._clocks[p.card_id] = _CardClock(t)
+            if t < clock.max_ms - lateness:
                 result.late.append(i)
                 continue
-            if p.event_id in self._ids:
+            if p.event_id in clock.ids:
                 result.duplicates += 1
                 continue
-            self._ids[p.event_id] = t
-            self._id_order.append((t, p.event_id))
-            if self.max_event_ms is None or t > self.max_event_ms:
-                self.max_event_ms = t
+            clock.ids[p.event_id] = t
+            if t > clock.max_ms:
+                clock.max_ms = t
+                horizon = t - 2 * lateness
+                if len(clock.ids) > 8:
+                    clock.ids = {e: ts for e, ts in clock.ids.items() if ts >= horizon}
             rows.append(self.state.observe(p))
             kept.append(i)
-        self._forget_ids()
         result.scored = len(kept)
         matrix = np.asarray(rows, dtype=np.float64) if rows else np.empty((0, len(FEATURES)))
         return matrix, kept, result
@@ -223,12 +229,3 @@ class Detector:
             j: ", ".join(f"{name} {matrix[j, FEATURES.index(name)]:.4g} (+{gain:.2f})" for name, gain in top)
             for j, top in zip(rows, explained, strict=True)
         }
-
-    def _forget_ids(self) -> None:
-        watermark = self.watermark_ms
-        if watermark is None:
-            return
-        order, ids = self._id_order, self._ids
-        while order and order[0][0] < watermark - self.allowed_lateness_ms:
-            _, event_id = order.popleft()
-            ids.pop(event_id, None)

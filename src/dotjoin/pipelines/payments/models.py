@@ -52,6 +52,7 @@ class FraudModels:
     supervised_threshold: float
     anomaly_threshold: float
     report: TrainingReport
+    category_usd: dict[str, float] = field(default_factory=dict)  # typical amount per merchant category
     features: tuple[str, ...] = FEATURES
 
     def scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +141,7 @@ def train(
     min_precision: float = 0.9,
     anomaly_rate: float = 0.0002,
     seed: int = 0,
+    category_usd: dict[str, float] | None = None,
 ) -> FraudModels:
     """Fit both models on the history before the time split; set thresholds on the rest.
 
@@ -189,4 +191,5 @@ def train(
         supervised_threshold=supervised_threshold,
         anomaly_threshold=anomaly_threshold,
         report=report,
+        category_usd=dict(category_usd or {}),
     )

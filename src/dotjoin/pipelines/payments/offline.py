@@ -23,11 +23,31 @@ from dotjoin.pipelines.payments.rules import Rule
 BATCH = 500
 
 
-def training_rows(history: History, reference: Reference) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def category_typicals(
+    history: History, reference: Reference, *, before_share: float = 0.8
+) -> dict[str, float]:
+    """The median US-dollar amount of each merchant category over the earliest ``before_share`` of the
+    history (the part a model is fitted on: the validation part stays unseen)."""
+    payments = sorted(history.payments, key=lambda p: p.event_time_ms)
+    amounts: dict[str, list[float]] = {}
+    rates = reference.usd_rates
+    for p in payments[: max(1, int(len(payments) * before_share))]:
+        category = (
+            reference.merchants[p.merchant_id].category if p.merchant_id in reference.merchants else None
+        )
+        if category is not None:
+            amounts.setdefault(category, []).append(p.amount / rates.get(p.currency, 1.0))
+    return {c: float(np.median(v)) for c, v in amounts.items() if len(v) >= 20}
+
+
+def training_rows(
+    history: History, reference: Reference, category_usd: dict[str, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature rows, labels and event times of the history's payments (late and duplicate ones left
     out, as the live detector leaves them out)."""
     labels = history.labels()
     detector = Detector(reference.merchants, rules=(), usd_rates=reference.usd_rates)
+    detector.state.category_usd = dict(category_usd or {})
     rows, ys, ms = [], [], []
     payments = history.payments
     for start in range(0, len(payments), BATCH):
@@ -42,8 +62,9 @@ def training_rows(history: History, reference: Reference) -> tuple[np.ndarray, n
 def train_models(
     history: History, reference: Reference, *, validation_share: float = 0.2, seed: int = 0
 ) -> FraudModels:
-    rows, labels, event_ms = training_rows(history, reference)
-    return train(rows, labels, event_ms, validation_share=validation_share, seed=seed)
+    typicals = category_typicals(history, reference, before_share=1 - validation_share)
+    rows, labels, event_ms = training_rows(history, reference, typicals)
+    return train(rows, labels, event_ms, validation_share=validation_share, seed=seed, category_usd=typicals)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from dotjoin.exceptions import ConfigError
 from dotjoin.pipelines.payments.features import FEATURES

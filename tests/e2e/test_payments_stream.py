@@ -1,0 +1,112 @@
+"""The payments detector on the embedded bus: the runner raises exactly the alerts an offline replay of
+the same messages raises, routes malformed messages to the dead-letter topic with their error, and a
+``kill -9`` mid-stream followed by a restart leaves the alerts table equal to an uninterrupted run.
+
+The reference for both is the replay of the recorded log (``events.jsonl`` written by the simulator),
+computed independently of the bus and the warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dotjoin.config import Settings, load_settings
+from dotjoin.pipelines.payments.contract import TOPIC_DLQ
+from dotjoin.pipelines.payments.detector import Detector
+from dotjoin.pipelines.payments.history import Reference, read_recorded
+from dotjoin.pipelines.payments.offline import replay
+from dotjoin.pipelines.payments.rules import load_rules
+from dotjoin.pipelines.payments.runner import ALERTS_TABLE, Runner
+from dotjoin.platform.bus import open_bus
+from dotjoin.platform.warehouse import open_warehouse
+from dotjoin.simulate.payments.output import produce, write_log
+from dotjoin.simulate.payments.stream import generate
+
+START = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def _simulate(directory: Path, duration_s: float = 240) -> Reference:
+    write_log(generate(seed=11, eps=200, duration_s=duration_s, start=START), directory)
+    return Reference.read(directory / "merchants.csv", directory / "fx_rates.csv")
+
+
+def _expected_alerts(directory: Path, reference: Reference) -> set[str]:
+    out = replay(read_recorded(directory / "events.jsonl"), reference, load_rules(), None)
+    return {a.event_id for a in out.alerts}
+
+
+def _stored_alerts(settings: Settings) -> list[str]:
+    with open_warehouse(settings) as wh:
+        return (
+            wh.query(f"SELECT event_id FROM {ALERTS_TABLE} ORDER BY event_id").column("event_id").to_pylist()
+        )
+
+
+def _send(settings: Settings, directory: Path) -> None:
+    sim = generate(seed=11, eps=200, duration_s=240, start=START)
+    with open_bus(settings).producer() as producer:
+        produce(sim, producer, eps=0)
+
+
+def test_the_embedded_runner_raises_the_replays_alerts_and_dead_letters_malformed_messages(
+    local_settings: Settings, tmp_path: Path
+) -> None:
+    reference = _simulate(tmp_path / "log")
+    expected = _expected_alerts(tmp_path / "log", reference)
+    assert expected
+    _send(local_settings, tmp_path / "log")
+    bus = open_bus(local_settings)
+    detector = Detector(reference.merchants, load_rules(), usd_rates=reference.usd_rates)
+    with open_warehouse(local_settings) as wh:
+        runner = Runner(bus, wh, detector, checkpoint=tmp_path / "checkpoint.pickle", checkpoint_s=0.5)
+        stats = runner.run(idle_s=1.5)
+    assert set(_stored_alerts(local_settings)) == expected
+    lines = sum(1 for line in (tmp_path / "log" / "events.jsonl").read_bytes().splitlines() if line.strip())
+    assert stats.consumed == lines
+    with bus.consumer("test-dlq-reader", [TOPIC_DLQ]) as dlq:
+        dead = dlq.consume(10_000, timeout=1.0)
+    assert len(dead) == stats.dead_letters > 0
+    assert all(b": " in m.headers["dlq.error"] for m in dead)  # "<field>: <what is wrong>"
+
+
+def test_kill_9_mid_stream_and_restart_equal_an_uninterrupted_run(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    settings = load_settings(profile="local", cwd=run_dir, env={})
+    reference = _simulate(tmp_path / "log")
+    expected = _expected_alerts(tmp_path / "log", reference)
+    _send(settings, tmp_path / "log")
+    env = {k: v for k, v in os.environ.items() if k != "DOTJOIN_PROFILE"}
+    cmd = [
+        sys.executable, "-m", "dotjoin", "-q", "payments", "detect", "--rules-only",
+        "--merchants", str(tmp_path / "log" / "merchants.csv"), "--idle", "2", "-o", "json",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=run_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoint = settings.resolve("payments/checkpoint.pickle")
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # past the first checkpoint, in the middle of the stream
+    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    partial = _stored_alerts(settings) if settings.resolve("warehouse.duckdb").exists() else []
+    assert len(partial) < len(expected), "the kill came after the whole stream: nothing was tested"
+    rerun = subprocess.run(cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr
+    stored = _stored_alerts(settings)
+    assert len(stored) == len(set(stored))
+    assert set(stored) == expected
+
+
+@pytest.fixture(autouse=True)
+def _no_profile_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOTJOIN_PROFILE", raising=False)
