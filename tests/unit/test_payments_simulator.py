@@ -153,7 +153,7 @@ def test_deterministic_per_seed(tmp_path: Path) -> None:
         write_log(generate(seed=seed, eps=300, duration_s=30, start=START), tmp_path / name)
     a, b, c = _bytes(tmp_path / "a"), _bytes(tmp_path / "b"), _bytes(tmp_path / "c")
     assert a == b
-    assert set(a) == {"events.jsonl", "labels.jsonl", "merchants.csv", "manifest.json"}
+    assert set(a) == {"events.jsonl", "labels.jsonl", "merchants.csv", "fx_rates.csv", "manifest.json"}
     assert a["events.jsonl"] != c["events.jsonl"] and a["labels.jsonl"] != c["labels.jsonl"]
 
 
