@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dotjoin.pipelines.payments.detector import Alert
+from dotjoin.pipelines.payments.monitor import Monitor
 from dotjoin.platform.runs.report import Check, Output, RunReport, accounting_check
 from dotjoin.platform.runs.store import RunStore
 from tests.e2e.browser import Chromium, require_chromium
@@ -72,6 +74,25 @@ def _write_reports(runs_dir: Path) -> tuple[RunReport, RunReport]:
     return succeeded, failed
 
 
+ALERT = Alert(
+    event_id="e-fraud-1", card_id="c-42", merchant_id="m-7", event_time_ms=1_796_119_200_000, amount=1266.0,
+    score=0.9996, anomaly=0.48, rules=("amount_spike",), models=("classifier",),
+    explanation="amount_spike: category_ratio 44.56 >= 8; classifier p=1.000: category_ratio 44.56 (+1.00)",
+)  # fmt: skip
+
+
+def _write_detector_status(path: Path) -> None:
+    """What a detector process writes: 30 one-second points, then one alert."""
+    monitor = Monitor(path)
+    start = time.time()
+    for i in range(30):
+        monitor.batch(scored=1000 + 10 * i, alerts=[], latencies_s=[0.01, 0.02, 0.2], dead_letters=1, late=0,
+                      duplicates=2)  # fmt: skip
+        monitor.tick(now=start + i + 1)
+    monitor.batch(scored=5, alerts=[ALERT], latencies_s=[0.05], dead_letters=0, late=1, duplicates=0)
+    monitor.tick(now=start + 32)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,6 +125,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, chromium: Chromium) -> Iter
     home = tmp_path_factory.mktemp("web")
     state_dir = home / ".dotjoin"
     succeeded, failed = _write_reports(state_dir / "runs")
+    _write_detector_status(state_dir / "payments" / "status.json")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOTJOIN")}
     env["DOTJOIN__STATE_DIR"] = str(state_dir)
@@ -180,3 +202,21 @@ def test_unknown_run_in_chromium(server: Server, chromium: Chromium) -> None:
     dom = chromium.dump_dom(f"{server.url}/runs/no-such-run")
     assert "404 · Not found" in text(dom)
     assert elements(dom, "a", href="/")
+
+
+def test_payments_dashboard_in_chromium(server: Server, chromium: Chromium, tmp_path: Path) -> None:
+    url = f"{server.url}/payments"
+    dom = chromium.dump_dom(url)
+    visible = text(dom)
+    assert "Payments fraud detector" in visible
+    charts = elements(dom, "svg", class_="series")
+    assert [c["aria-label"] for c in charts] == [
+        "Throughput (events/s)", "Event → alert latency (ms)", "Alerts per second",
+    ]  # fmt: skip
+    lines = {line["data-series"]: line["points"] for line in elements(dom, "polyline")}
+    assert set(lines) == {"events/s", "p50", "p95", "p99", "alerts"}
+    assert len(lines["events/s"].split()) == 31  # one point a second
+    assert "e-fraud-1" in visible and "category_ratio 44.56" in visible
+    assert "Scored 34,355" in visible  # 30 batches of 1,000 + 10 i, then 5
+    png = chromium.screenshot(url, tmp_path / "payments.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

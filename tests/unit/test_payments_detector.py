@@ -7,6 +7,7 @@ ground truth (its labels and manifest), never against the detector's output.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,3 +221,23 @@ def test_a_labelled_csv_history_is_read_through_the_platform_reader(recorded: Pa
     assert [(r.line, r.error.split(":")[0]) for r in got.rejected] == [(6, "ragged_row")]
     same = [replace(p) for p in got.payments[:3]]
     assert same == history.payments[:3]
+
+
+def test_the_monitor_counts_into_prometheus_and_writes_the_status(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from dotjoin.pipelines.payments.monitor import Monitor, read_status
+
+    monitor = Monitor(tmp_path / "status.json")
+    d = Detector({}, parse_rules({"rules": [{"name": "big", "when": {"amount": ">= 100"}}]}, "x"))
+    result = d.process([pay(1, 0, amount=500.0), pay(2, 1, amount=5.0)])
+    monitor.batch(scored=2, alerts=result.alerts, latencies_s=[0.03], dead_letters=1, late=0, duplicates=0)
+    monitor.tick(now=time.time() + 2)
+    text = generate_latest(monitor.registry).decode()
+    assert "dotjoin_payments_events_total 2.0" in text
+    assert 'dotjoin_payments_alerts_total{rule="big"} 1.0' in text
+    assert 'dotjoin_payments_alert_latency_seconds_bucket{le="0.05"} 1.0' in text
+    status = read_status(tmp_path / "status.json")
+    assert status is not None and status["totals"]["dead_letters"] == 1
+    assert status["latest_alerts"][0]["event_id"] == "e1" and status["points"][0]["p99_ms"] == 30.0
+    assert read_status(tmp_path / "missing.json") is None

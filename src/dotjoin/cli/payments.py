@@ -220,12 +220,17 @@ def detect(
         float | None, typer.Option("--idle", help="Stop after this many seconds without a message.")
     ] = None,
     max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Stop after this long.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", min=1, max=65535, help="Serve Prometheus metrics on 127.0.0.1:PORT."),
+    ] = None,
     output: OutputOption = "table",
 ) -> None:
     """Consume the payments topic of the profile's bus, alert into payment_alerts and the alerts topic.
 
     Restartable: state and offsets are checkpointed together, so a kill -9 and a restart leave the
-    alerts table exactly as an uninterrupted run.
+    alerts table exactly as an uninterrupted run. The live dashboard is the /payments page of
+    `dotjoin serve`.
 
     Example: dotjoin payments detect --merchants pay/merchants.csv --idle 10
     """
@@ -233,7 +238,7 @@ def detect(
 
     report = run_detect(
         _settings(), reference=_reference(merchants, fx), models_path=models, rules_path=rules,
-        rules_only=rules_only, idle_s=idle, max_s=max_seconds,
+        rules_only=rules_only, idle_s=idle, max_s=max_seconds, metrics_port=metrics_port,
     )  # fmt: skip
     emit_report(
         report,

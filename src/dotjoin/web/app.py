@@ -35,11 +35,14 @@ from starlette.exceptions import HTTPException
 from dotjoin import __version__
 from dotjoin.config import Settings, load_settings
 from dotjoin.exceptions import NotFoundError
+from dotjoin.pipelines.payments.monitor import read_status
+from dotjoin.pipelines.payments.pipeline import STATUS_PATH
 from dotjoin.platform.runs.report import RunReport
 from dotjoin.platform.runs.store import RunStore
 from dotjoin.web import filters
 from dotjoin.web.chart import ACCOUNTED_KINDS, accounting_chart
 from dotjoin.web.metrics import CONTENT_TYPE_LATEST, metrics_registry, render_metrics
+from dotjoin.web.series import line_chart
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +162,25 @@ def create_app(settings: Settings) -> FastAPI:
             "extra_counts": {k: v for k, v in report.counts.items() if k not in CHART_KINDS},
         }
         return templates.TemplateResponse(request, "run.html", context)
+
+    @app.get("/payments", include_in_schema=False)
+    def payments_page(request: Request) -> Response:
+        status = read_status(settings.resolve(STATUS_PATH))
+        points = status["points"] if status else []
+        context: dict[str, Any] = {
+            "status": status,
+            "status_path": settings.resolve(STATUS_PATH),
+            "charts": [
+                line_chart("Throughput (events/s)", points, [("events/s", "events_per_s")]),
+                line_chart(
+                    "Event → alert latency (ms)",
+                    points,
+                    [("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")],
+                ),
+                line_chart("Alerts per second", points, [("alerts", "alerts")]),
+            ],
+        }
+        return templates.TemplateResponse(request, "payments.html", context)
 
     @app.get("/api/runs", response_model=list[RunReport], tags=["runs"])
     def api_runs(pipeline: PipelineQuery = None, limit: LimitQuery = DEFAULT_LIMIT) -> list[RunReport]:

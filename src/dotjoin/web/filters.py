@@ -50,6 +50,15 @@ def fmt_time(value: datetime | None, *, utc_suffix: bool = True) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}" + (" UTC" if utc_suffix else "")
 
 
+def fmt_epoch(seconds: float | None) -> str:
+    """Epoch seconds as a UTC timestamp (the detector's status file).
+
+    >>> fmt_epoch(0)
+    '1970-01-01 00:00:00 UTC'
+    """
+    return DASH if seconds is None else fmt_time(datetime.fromtimestamp(float(seconds), UTC))
+
+
 def fmt_value(value: Any) -> str:
     """A check's observed/expected value or a param: JSON for structures, plain text for scalars."""
     if value is None:
@@ -75,6 +84,7 @@ def install(env: Environment) -> None:
         fmt_int=fmt_int,
         fmt_duration=fmt_duration,
         fmt_time=fmt_time,
+        fmt_epoch=fmt_epoch,
         fmt_value=fmt_value,
         fmt_metadata=fmt_metadata,
     )

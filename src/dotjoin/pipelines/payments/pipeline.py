@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from prometheus_client import start_http_server
+
 from dotjoin.config import Settings
 from dotjoin.pipelines.payments.detector import Detector
 from dotjoin.pipelines.payments.history import History, Reference, read_history, read_labels, read_recorded
 from dotjoin.pipelines.payments.models import FraudModels
+from dotjoin.pipelines.payments.monitor import Monitor
 from dotjoin.pipelines.payments.offline import Replay, replay, save_alerts, train_models
 from dotjoin.pipelines.payments.rules import load_rules
 from dotjoin.pipelines.payments.runner import ALERTS_TABLE, Runner
@@ -23,6 +26,7 @@ from dotjoin.platform.warehouse import open_warehouse
 logger = logging.getLogger(__name__)
 
 MODELS_PATH = "models/payments.pickle"  # under the state directory
+STATUS_PATH = "payments/status.json"  # the live detector's status, read by the /payments page
 
 
 def default_models(settings: Settings) -> Path:
@@ -126,14 +130,21 @@ def detect(
     rules_only: bool = False,
     idle_s: float | None = None,
     max_s: float | None = None,
+    metrics_port: int | None = None,
 ) -> RunReport:
-    """Run the embedded runner on the profile's bus until the topic is idle ``idle_s`` (or ``max_s``)."""
+    """Run the embedded runner on the profile's bus until the topic is idle ``idle_s`` (or ``max_s``);
+    with ``metrics_port``, Prometheus metrics on http://127.0.0.1:<port>/metrics meanwhile."""
     models = None if rules_only else FraudModels.load(models_path or default_models(settings))
     detector = Detector(reference.merchants, load_rules(rules_path), models, usd_rates=reference.usd_rates)
     with start_run("payments_detect", settings, params={"rules_only": rules_only}) as run:
         bus = open_bus(settings)
         with open_warehouse(settings) as wh:
-            runner = Runner(bus, wh, detector, checkpoint=settings.resolve("payments/checkpoint.pickle"))
+            monitor = Monitor(settings.resolve(STATUS_PATH))
+            if metrics_port is not None:
+                start_http_server(metrics_port, addr="127.0.0.1", registry=monitor.registry)
+            runner = Runner(
+                bus, wh, detector, checkpoint=settings.resolve("payments/checkpoint.pickle"), monitor=monitor
+            )
             stats = runner.run(idle_s=idle_s, max_s=max_s)
         run.count(input=stats.consumed, output=stats.consumed - stats.dead_letters - stats.duplicates,
                   quarantined=stats.dead_letters, duplicates=stats.duplicates)  # fmt: skip

@@ -23,7 +23,7 @@ import os
 import pickle
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,6 +36,7 @@ from dotjoin.pipelines.payments.contract import (
     parse_payment,
 )
 from dotjoin.pipelines.payments.detector import Alert, Detector
+from dotjoin.pipelines.payments.monitor import Monitor
 from dotjoin.platform.bus.base import Bus, Consumer, Message, Producer
 from dotjoin.platform.warehouse.base import Warehouse
 
@@ -90,7 +91,6 @@ class RunStats:
     duplicates: int = 0
     alerts: int = 0
     checkpoints: int = 0
-    latency_ms: list[float] = field(default_factory=list)  # message timestamp → alert written
 
 
 def _save_checkpoint(path: Path, detector: Detector, offsets: dict[tuple[str, int], int]) -> None:
@@ -122,6 +122,7 @@ class Runner:
         detector: a fresh detector, used when there is no checkpoint.
         checkpoint: the checkpoint file (state + offsets).
         checkpoint_s: seconds between checkpoints (and offset commits).
+        monitor: Prometheus metrics and the dashboard's status file (optional).
     """
 
     def __init__(
@@ -133,10 +134,10 @@ class Runner:
         checkpoint: Path,
         checkpoint_s: float = 2.0,
         group: str = GROUP,
-        on_batch: Callable[[RunStats, Detector], None] | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         self.bus, self.wh, self.checkpoint, self.checkpoint_s = bus, warehouse, checkpoint, checkpoint_s
-        self.group, self.on_batch = group, on_batch
+        self.group, self.monitor = group, monitor
         restored = load_checkpoint(checkpoint)
         self.detector, self.offsets = restored if restored is not None else (detector, {})
         if restored is not None:
@@ -169,6 +170,8 @@ class Runner:
                     last_message = time.monotonic()
                     self._batch(messages, producer)
                     pending.update(((m.topic, m.partition), m) for m in messages)
+                elif self.monitor is not None:
+                    self.monitor.tick()
                 if pending and time.monotonic() - last_checkpoint >= self.checkpoint_s:
                     self._checkpoint(consumer, producer, list(pending.values()))
                     pending, last_checkpoint = {}, time.monotonic()
@@ -180,9 +183,11 @@ class Runner:
         s = self.stats
         payments: list[Payment] = []
         origin: list[Message] = []
+        skipped = 0
         for m in messages:
             if m.offset < self.offsets.get((m.topic, m.partition), 0):
                 s.skipped_redelivered += 1
+                skipped += 1
                 continue
             self.offsets[(m.topic, m.partition)] = m.offset + 1
             s.consumed += 1
@@ -197,6 +202,7 @@ class Runner:
             producer.produce(TOPIC_LATE, origin[i].value, key=origin[i].key, headers=dict(origin[i].headers))
         s.late += len(result.late)
         s.duplicates += result.duplicates
+        latencies: list[float] = []
         if result.alerts:
             self.wh.upsert(ALERTS_TABLE, alerts_table(result.alerts), key=["event_id"])
             written_ms = time.time() * 1000
@@ -205,10 +211,14 @@ class Runner:
                 producer.produce(TOPIC_ALERTS, _alert_json(alert), key=alert.event_id.encode())
                 sent = by_id[alert.event_id].timestamp_ms
                 if sent:
-                    s.latency_ms.append(written_ms - sent)
+                    latencies.append((written_ms - sent) / 1000)
             s.alerts += len(result.alerts)
-        if self.on_batch is not None:
-            self.on_batch(s, self.detector)
+        if self.monitor is not None:
+            self.monitor.batch(
+                scored=result.scored, alerts=result.alerts, latencies_s=latencies,
+                dead_letters=len(messages) - len(payments) - skipped, late=len(result.late),
+                duplicates=result.duplicates,
+            )  # fmt: skip
 
     def _checkpoint(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> None:
         producer.flush()  # DLQ, late and alert messages of the checkpointed batches are durable first
