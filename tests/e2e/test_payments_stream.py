@@ -33,8 +33,8 @@ from dotjoin.simulate.payments.stream import generate
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def _simulate(directory: Path, duration_s: float = 240) -> Reference:
-    write_log(generate(seed=11, eps=200, duration_s=duration_s, start=START), directory)
+def _simulate(directory: Path, eps: float = 200) -> Reference:
+    write_log(generate(seed=11, eps=eps, duration_s=240, start=START), directory)
     return Reference.read(directory / "merchants.csv", directory / "fx_rates.csv")
 
 
@@ -50,8 +50,8 @@ def _stored_alerts(settings: Settings) -> list[str]:
         )
 
 
-def _send(settings: Settings, directory: Path) -> None:
-    sim = generate(seed=11, eps=200, duration_s=240, start=START)
+def _send(settings: Settings, eps: float = 200) -> None:
+    sim = generate(seed=11, eps=eps, duration_s=240, start=START)
     with open_bus(settings).producer() as producer:
         produce(sim, producer, eps=0)
 
@@ -62,7 +62,7 @@ def test_the_embedded_runner_raises_the_replays_alerts_and_dead_letters_malforme
     reference = _simulate(tmp_path / "log")
     expected = _expected_alerts(tmp_path / "log", reference)
     assert expected
-    _send(local_settings, tmp_path / "log")
+    _send(local_settings)
     bus = open_bus(local_settings)
     detector = Detector(reference.merchants, load_rules(), usd_rates=reference.usd_rates)
     with open_warehouse(local_settings) as wh:
@@ -81,9 +81,9 @@ def test_kill_9_mid_stream_and_restart_equal_an_uninterrupted_run(tmp_path: Path
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     settings = load_settings(profile="local", cwd=run_dir, env={})
-    reference = _simulate(tmp_path / "log")
+    reference = _simulate(tmp_path / "log", eps=1000)  # 240,000 messages: the kill lands mid-stream
     expected = _expected_alerts(tmp_path / "log", reference)
-    _send(settings, tmp_path / "log")
+    _send(settings, eps=1000)
     env = {k: v for k, v in os.environ.items() if k != "DOTJOIN_PROFILE"}
     cmd = [
         sys.executable, "-m", "dotjoin", "-q", "payments", "detect", "--rules-only",
