@@ -100,7 +100,7 @@ def one_rate(
     detector = Detector(reference.merchants, load_rules(), models, usd_rates=reference.usd_rates)  # type: ignore[arg-type]
     scored_at_stop = 0
     with open_warehouse(settings) as wh:
-        runner = Runner(bus, wh, detector, checkpoint=root / "checkpoint.pickle", monitor=monitor)
+        runner = Runner(bus, wh, detector, checkpoint=root / "checkpoint", monitor=monitor)
 
         stopped_producing: list[float] = []
 

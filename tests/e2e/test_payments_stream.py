@@ -23,6 +23,7 @@ from dotjoin.pipelines.payments.contract import TOPIC_DLQ
 from dotjoin.pipelines.payments.detector import Detector
 from dotjoin.pipelines.payments.history import Reference, read_recorded
 from dotjoin.pipelines.payments.offline import replay
+from dotjoin.pipelines.payments.pipeline import CHECKPOINT_DIR
 from dotjoin.pipelines.payments.rules import load_rules
 from dotjoin.pipelines.payments.runner import ALERTS_TABLE, Runner
 from dotjoin.platform.bus import open_bus
@@ -66,7 +67,7 @@ def test_the_embedded_runner_raises_the_replays_alerts_and_dead_letters_malforme
     bus = open_bus(local_settings)
     detector = Detector(reference.merchants, load_rules(), usd_rates=reference.usd_rates)
     with open_warehouse(local_settings) as wh:
-        runner = Runner(bus, wh, detector, checkpoint=tmp_path / "checkpoint.pickle", checkpoint_s=0.5)
+        runner = Runner(bus, wh, detector, checkpoint=tmp_path / "checkpoint", checkpoint_s=0.5)
         stats = runner.run(idle_s=1.5)
     assert set(_stored_alerts(local_settings)) == expected
     lines = sum(1 for line in (tmp_path / "log" / "events.jsonl").read_bytes().splitlines() if line.strip())
@@ -90,9 +91,9 @@ def test_kill_9_mid_stream_and_restart_equal_an_uninterrupted_run(tmp_path: Path
         "--merchants", str(tmp_path / "log" / "merchants.csv"), "--idle", "2", "-o", "json",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=run_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoint = settings.resolve("payments/checkpoint.pickle")
+    checkpoints = settings.resolve(CHECKPOINT_DIR)
     deadline = time.monotonic() + 60
-    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+    while not list(checkpoints.glob("*.pickle")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     time.sleep(0.3)  # past the first checkpoint, in the middle of the stream
     assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

@@ -241,3 +241,25 @@ def test_the_monitor_counts_into_prometheus_and_writes_the_status(tmp_path: Path
     assert status is not None and status["totals"]["dead_letters"] == 1
     assert status["latest_alerts"][0]["event_id"] == "e1" and status["points"][0]["p99_ms"] == 30.0
     assert read_status(tmp_path / "missing.json") is None
+
+
+def test_checkpoints_write_changed_cards_and_restore_the_exact_state(tmp_path: Path) -> None:
+    from dotjoin.pipelines.payments.runner import CheckpointStore
+
+    rules = load_rules()
+    live = Detector({}, rules)
+    store = CheckpointStore(tmp_path / "cp", compact_every=2)
+    events = [pay(i, 30 * i, amount=10.0 + i, card=f"c{i % 7}", device_id=None) for i in range(60)]
+    for k in range(0, 60, 10):  # six checkpoints: base, delta, delta, base, delta, delta
+        live.process(events[k : k + 10])
+        dirty, live.dirty = live.dirty, set()
+        base = store.advance()
+        store.save(live, {("payments", 0): k + 10}, dirty, base=base)
+    names = sorted(f.name.split("-")[0] for f in (tmp_path / "cp").glob("*.pickle"))
+    assert names == ["base", "delta", "delta"]  # compaction removed what the second base holds
+    restored = Detector({}, rules)
+    assert CheckpointStore(tmp_path / "cp").load(restored) == {("payments", 0): 60}
+    assert restored.card_states() == live.card_states()
+    assert restored.counters == live.counters
+    more = [pay(100 + i, 2000 + 30 * i, card=f"c{i % 7}") for i in range(20)]
+    assert restored.process(more).risk == live.process(more).risk

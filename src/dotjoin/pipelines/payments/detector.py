@@ -13,13 +13,14 @@ every decision independent of how partitions interleave: the runtimes agree mess
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from dotjoin.pipelines.payments.contract import Payment
-from dotjoin.pipelines.payments.features import FEATURES, FeatureState, MerchantInfo
+from dotjoin.pipelines.payments.features import FEATURES, CardState, FeatureState, MerchantInfo
 from dotjoin.pipelines.payments.models import FraudModels
 from dotjoin.pipelines.payments.rules import Rule
 
@@ -109,6 +110,22 @@ class Detector:
         self.allowed_lateness_ms = allowed_lateness_ms
         self._clocks: dict[str, _CardClock] = {}
         self.counters = Counters()
+        self.dirty: set[str] = set()  # cards whose state changed since the last checkpoint
+
+    def card_states(self, cards: Iterable[str] | None = None) -> dict[str, tuple[Any, Any]]:
+        """The state of ``cards`` (default: every card) as plain tuples, for a checkpoint."""
+        keys = self._clocks.keys() if cards is None else cards
+        out = {}
+        for card in keys:
+            clock = self._clocks[card]
+            out[card] = (self.state.cards[card].flat(), (clock.max_ms, tuple(clock.ids.items())))
+        return out
+
+    def restore_cards(self, states: dict[str, tuple[Any, Any]]) -> None:
+        """Put back card states written by :meth:`card_states` (later ones overwrite earlier ones)."""
+        for card, (state, (max_ms, ids)) in states.items():
+            self.state.cards[card] = CardState.from_flat(state)
+            self._clocks[card] = _CardClock(max_ms, dict(ids))
 
     def features(self, payments: Sequence[Payment]) -> tuple[np.ndarray, list[int], BatchResult]:
         """Advance the state over ``payments``: their feature rows, the indexes they belong to, and
@@ -136,6 +153,7 @@ class Detector:
                     clock.ids = {e: ts for e, ts in clock.ids.items() if ts >= horizon}
             rows.append(self.state.observe(p))
             kept.append(i)
+            self.dirty.add(p.card_id)
         result.scored = len(kept)
         matrix = np.asarray(rows, dtype=np.float64) if rows else np.empty((0, len(FEATURES)))
         return matrix, kept, result

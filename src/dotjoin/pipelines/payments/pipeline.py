@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 MODELS_PATH = "models/payments.pickle"  # under the state directory
 STATUS_PATH = "payments/status.json"  # the live detector's status, read by the /payments page
+CHECKPOINT_DIR = "payments/checkpoint"  # the live detector's state and offsets (runner.CheckpointStore)
 
 
 def default_models(settings: Settings) -> Path:
@@ -142,9 +143,7 @@ def detect(
             monitor = Monitor(settings.resolve(STATUS_PATH))
             if metrics_port is not None:
                 start_http_server(metrics_port, addr="127.0.0.1", registry=monitor.registry)
-            runner = Runner(
-                bus, wh, detector, checkpoint=settings.resolve("payments/checkpoint.pickle"), monitor=monitor
-            )
+            runner = Runner(bus, wh, detector, checkpoint=settings.resolve(CHECKPOINT_DIR), monitor=monitor)
             stats = runner.run(idle_s=idle_s, max_s=max_s)
         run.count(input=stats.consumed, output=stats.consumed - stats.dead_letters - stats.duplicates,
                   quarantined=stats.dead_letters, duplicates=stats.duplicates)  # fmt: skip
