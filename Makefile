@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-unit test-airflow lint typecheck services services-down services-status lock bench clean \
-	airflow airflow-lock
+	airflow airflow-lock spark
 
 venv: $(STAMP)
 
@@ -35,13 +35,23 @@ $(AIRFLOW_STAMP): requirements/airflow.lock pyproject.toml
 	$(AIRFLOW_BIN)/uv pip install -q --python $(AIRFLOW_BIN)/python --no-deps -e .
 	touch $(AIRFLOW_STAMP)
 
+# The Spark runtime's connector jars (Kafka source, Iceberg) from services/spark/pom.xml into
+# services/.build/spark/jars, with Maven; again only when the pom changes (Spark itself is pyspark).
+SPARK_STAMP := services/.build/spark/jars/.pom.sha256
+
+spark: $(SPARK_STAMP)
+
+$(SPARK_STAMP): services/spark/pom.xml $(STAMP)
+	$(BIN)/python -m dotjoin.services.spark >/dev/null
+	touch $(SPARK_STAMP)
+
 demo: venv
 	$(BIN)/dotjoin demo
 
 # The README's test command. Service tests skip with a reason when their service is down
 # (make services starts them); DOTJOIN_REQUIRE_SERVICES=1 turns those skips into failures.
 # Both suites: the platform's in .venv, the Airflow DAGs' in .venv-airflow (tests/airflow).
-test: venv airflow
+test: venv airflow spark
 	$(BIN)/python -m pytest -q
 	$(AIRFLOW_BIN)/python -m pytest -q tests/airflow
 

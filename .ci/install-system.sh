@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System packages behind `make services` (PostgreSQL, Redis, Java + Maven for Kafka) and the web tests
+# System packages behind `make services` (PostgreSQL, Redis, Java + Maven for Kafka and Spark) and the web tests
 # (Chromium), on Debian/Ubuntu. Idempotent and quiet: apt runs only when something is missing.
 # Usage: .ci/install-system.sh        (as root, or with sudo available)
 set -euo pipefail

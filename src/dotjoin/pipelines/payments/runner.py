@@ -67,7 +67,9 @@ ALERTS_SCHEMA = pa.schema(
 )
 
 
-ALERTS_DDL = f"""CREATE TABLE IF NOT EXISTS {ALERTS_TABLE} (
+def alerts_ddl(table: str = ALERTS_TABLE) -> str:
+    """The alerts table (``CREATE TABLE IF NOT EXISTS``): one row per alerted event id."""
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
     event_id VARCHAR PRIMARY KEY,
     card_id VARCHAR NOT NULL,
     merchant_id VARCHAR NOT NULL,
@@ -79,8 +81,11 @@ ALERTS_DDL = f"""CREATE TABLE IF NOT EXISTS {ALERTS_TABLE} (
     models VARCHAR NOT NULL,
     explanation VARCHAR NOT NULL
 )"""
+
+
+ALERTS_DDL = alerts_ddl()
 _UPSERT = (
-    f"INSERT INTO {ALERTS_TABLE} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    "INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     " ON CONFLICT (event_id) DO UPDATE"
     " SET card_id = excluded.card_id, merchant_id = excluded.merchant_id, event_time = excluded.event_time,"
     " amount = excluded.amount, score = excluded.score, anomaly = excluded.anomaly, rules = excluded.rules,"
@@ -88,13 +93,14 @@ _UPSERT = (
 )
 
 
-def write_alerts(wh: Warehouse, alerts: Sequence[Alert]) -> None:
+def write_alerts(wh: Warehouse, alerts: Sequence[Alert], table: str = ALERTS_TABLE) -> None:
     """Upsert alerts by event id, one parameterised statement each (a batch has a handful: the bulk
     path's staging table cost ~37 ms a batch)."""
+    upsert = _UPSERT.format(table=table)
     with wh.transaction():
         for a in alerts:
             wh.execute(
-                _UPSERT,
+                upsert,
                 [a.event_id, a.card_id, a.merchant_id, datetime.fromtimestamp(a.event_time_ms / 1000, UTC),
                  a.amount, a.score, a.anomaly, ",".join(a.rules), ",".join(a.models), a.explanation],
             )  # fmt: skip
@@ -216,6 +222,8 @@ class Runner:
         checkpoint: the checkpoint directory (state + offsets; :class:`CheckpointStore`).
         checkpoint_s: seconds between checkpoints (and offset commits).
         monitor: Prometheus metrics and the dashboard's status file (optional).
+        topic: the payments topic (late events go to ``<topic>.late``, dead letters to ``<topic>.dlq``).
+        table: the warehouse table of the alerts.
     """
 
     def __init__(
@@ -228,9 +236,11 @@ class Runner:
         checkpoint_s: float = 2.0,
         group: str = GROUP,
         monitor: Monitor | None = None,
+        topic: str = TOPIC_PAYMENTS,
+        table: str = ALERTS_TABLE,
     ) -> None:
         self.bus, self.wh, self.checkpoint, self.checkpoint_s = bus, warehouse, checkpoint, checkpoint_s
-        self.group, self.monitor = group, monitor
+        self.group, self.monitor, self.topic, self.table = group, monitor, topic, table
         self.store = CheckpointStore(checkpoint)
         self.detector = detector
         restored = self.store.load(detector)
@@ -238,11 +248,11 @@ class Runner:
         if restored is not None:
             logger.info("restored %d cards from %s (checkpoint %d)", len(detector.card_states()), checkpoint,
                         self.store.seq)  # fmt: skip
-        warehouse.execute(ALERTS_DDL)
+        warehouse.execute(alerts_ddl(table))
         self.stats = RunStats()
         self._child: tuple[int, list[Message]] | None = None  # a checkpoint being written, and its commit
-        for topic in (TOPIC_PAYMENTS, TOPIC_ALERTS, TOPIC_LATE, TOPIC_PAYMENTS + ".dlq"):
-            bus.create_topic(topic)
+        for name in (topic, TOPIC_ALERTS, topic + ".late", topic + ".dlq"):
+            bus.create_topic(name)
 
     def run(
         self,
@@ -256,7 +266,7 @@ class Runner:
         pending: dict[
             tuple[str, int], Message
         ] = {}  # the last message of each partition since the checkpoint
-        with self.bus.consumer(self.group, [TOPIC_PAYMENTS]) as consumer, self.bus.producer() as producer:
+        with self.bus.consumer(self.group, [self.topic]) as consumer, self.bus.producer() as producer:
             while True:
                 now = time.monotonic()
                 if (stop and stop()) or (max_s is not None and now - began >= max_s):
@@ -300,12 +310,13 @@ class Runner:
                 s.dead_letters += 1
         result = self.detector.process(payments)
         for i in result.late:
-            producer.produce(TOPIC_LATE, origin[i].value, key=origin[i].key, headers=dict(origin[i].headers))
+            m = origin[i]
+            producer.produce(self.topic + ".late", m.value, key=m.key, headers=dict(m.headers))
         s.late += len(result.late)
         s.duplicates += result.duplicates
         latencies: list[float] = []
         if result.alerts:
-            write_alerts(self.wh, result.alerts)
+            write_alerts(self.wh, result.alerts, self.table)
             written_ms = time.time() * 1000
             by_id = {p.event_id: m for p, m in zip(payments, origin, strict=True)}
             for alert in result.alerts:

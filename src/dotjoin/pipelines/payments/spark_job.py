@@ -1,0 +1,344 @@
+"""The detector on Spark Structured Streaming: the Kafka topic → state per card → the same alerts.
+
+The second runtime of the one detector (:class:`~.detector.Detector`; the first is :mod:`.runner`).
+Every piece of its state is per card (event time, duplicate memory, features) and the ``payments``
+topic is keyed by ``card_id``, so a card's messages sit in one partition, in offset order. The job
+groups the stream by the Kafka key and, for each card of a micro-batch (``transformWithState``,
+through :mod:`dotjoin.platform.spark`):
+
+1. sorts the card's messages by (partition, offset): the order the embedded runner reads them in;
+2. restores the card's state — a pickled ``(cards, clocks)`` blob, the card's
+   :class:`~.features.CardState` and event-time clock — into a detector built once per Python worker
+   (models loaded from the models file, rules and reference data shipped with the job);
+3. parses (a contract break becomes a ``dead`` row with its error: nothing is dropped), scores, and
+   returns ``alert``, ``late`` and ``dead`` rows plus one ``stats`` row; the state goes back.
+
+On the driver, each micro-batch's rows go to :class:`AlertSink` (``foreachBatch``): alerts are
+upserted into ``payment_alerts`` by ``event_id`` — a batch replayed after a crash rewrites the same
+rows, so a restart from the Spark checkpoint ends with a clean run's table — and late / dead rows are
+sent to ``<topic>.late`` / ``<topic>.dlq`` exactly as the runner sends them (at least once), alerts to
+the ``alerts`` topic. Same messages, same alerts as the runner and as :func:`.offline.replay`,
+whatever the micro-batch boundaries (``tests/integration/test_payments_spark.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dotjoin.config import Settings
+from dotjoin.pipelines.payments.contract import TOPIC_ALERTS, TOPIC_PAYMENTS, ContractError, parse_payment
+from dotjoin.pipelines.payments.detector import DEFAULT_LATENESS_MS, DEFAULT_RULE_FLOOR, Alert, Detector
+from dotjoin.pipelines.payments.features import MerchantInfo
+from dotjoin.pipelines.payments.history import Reference
+from dotjoin.pipelines.payments.models import FraudModels
+from dotjoin.pipelines.payments.rules import Rule, load_rules
+from dotjoin.pipelines.payments.runner import ALERTS_SCHEMA, ALERTS_TABLE
+from dotjoin.platform.bus import Bus, Message, Producer, open_bus
+from dotjoin.platform.spark import SparkEngine, SparkOptions, StreamHandle, Trigger
+from dotjoin.platform.warehouse import Warehouse, open_warehouse
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "payments/spark-checkpoint"  # under the state directory
+#: The rows the per-card function returns (``kind``: alert, late, dead or stats).
+OUTPUT_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("event_id", pa.string()),
+        ("card_id", pa.string()),
+        ("merchant_id", pa.string()),
+        ("event_time_ms", pa.int64()),
+        ("amount", pa.float64()),
+        ("score", pa.float64()),
+        ("anomaly", pa.float64()),
+        ("rules", pa.string()),
+        ("models", pa.string()),
+        ("explanation", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("timestamp_ms", pa.int64()),
+        ("key", pa.binary()),
+        ("value", pa.binary()),
+        ("error", pa.string()),
+        ("messages", pa.int64()),  # stats rows: the card's messages in the batch
+        ("scored", pa.int64()),
+        ("duplicates", pa.int64()),
+    ]
+)
+
+#: Detectors of this Python worker, by job token: the models file is read once per worker, not per card.
+_WORKER_DETECTORS: dict[str, Detector] = {}
+
+
+@dataclass
+class CardFunction:
+    """The per-card step of the job (see the module docstring); runs in Spark's Python workers.
+
+    Pickled into every task: it carries the reference data and the rules, and the models' *path*.
+    """
+
+    merchants: dict[str, MerchantInfo]
+    usd_rates: dict[str, float]
+    rules: tuple[Rule, ...]
+    models_path: str | None
+    allowed_lateness_ms: int = DEFAULT_LATENESS_MS
+    rule_floor: float = DEFAULT_RULE_FLOOR
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def detector(self) -> Detector:
+        detector = _WORKER_DETECTORS.get(self.token)
+        if detector is None:
+            models = FraudModels.load(Path(self.models_path)) if self.models_path else None
+            detector = Detector(
+                self.merchants,
+                self.rules,
+                models,
+                usd_rates=self.usd_rates,
+                allowed_lateness_ms=self.allowed_lateness_ms,
+                rule_floor=self.rule_floor,
+            )
+            _WORKER_DETECTORS.clear()  # one job per worker at a time
+            _WORKER_DETECTORS[self.token] = detector
+        return detector
+
+    def __call__(
+        self, key: bytes | None, rows: list[tuple[Any, ...]], state: bytes | None
+    ) -> tuple[list[tuple[Any, ...]], bytes]:
+        """One card's messages of a micro-batch (``INPUT_COLUMNS`` tuples) → output rows, new state."""
+        rows = sorted(rows, key=lambda r: (r[2], r[3]))  # (partition, offset): the topic's order
+        detector = self.detector()
+        cards, clocks = pickle.loads(state) if state is not None else ({}, {})  # noqa: S301 - our own state
+        detector.state.cards, detector._clocks = cards, clocks
+        out: list[tuple[Any, ...]] = []
+        payments, origin = [], []
+        for _, value, partition, offset, stamp in rows:
+            message = (int(partition), int(offset), int(stamp or 0), bytes(value))
+            try:
+                payments.append(parse_payment(message[3]))
+                origin.append(message)
+            except ContractError as exc:
+                out.append(_row("dead", key, message, error=str(exc)))
+        try:
+            result = detector.process(payments)
+            for i in result.late:
+                out.append(_row("late", key, origin[i]))
+            by_id = {p.event_id: m for p, m in zip(payments, origin, strict=True)}
+            out.extend(_row("alert", key, by_id[a.event_id], alert=a) for a in result.alerts)
+            out.append(_row("stats", key, (0, 0, 0, b""), messages=len(rows), scored=result.scored,
+                            duplicates=result.duplicates))  # fmt: skip
+            return out, pickle.dumps((detector.state.cards, detector._clocks), protocol=5)
+        finally:
+            detector.state.cards, detector._clocks = {}, {}
+
+
+def _row(
+    kind: str,
+    key: bytes | None,
+    message: tuple[int, int, int, bytes],
+    *,
+    alert: Alert | None = None,
+    error: str | None = None,
+    messages: int = 0,
+    scored: int = 0,
+    duplicates: int = 0,
+) -> tuple[Any, ...]:
+    """One output row, in OUTPUT_SCHEMA's column order."""
+    partition, offset, stamp, value = message
+    a = alert
+    return (
+        kind,
+        a.event_id if a else None, a.card_id if a else None, a.merchant_id if a else None,
+        a.event_time_ms if a else 0, a.amount if a else 0.0, a.score if a else 0.0, a.anomaly if a else 0.0,
+        ",".join(a.rules) if a else None, ",".join(a.models) if a else None, a.explanation if a else None,
+        partition, offset, stamp, None if key is None else bytes(key),
+        value if kind in ("late", "dead") else None, error, messages, scored, duplicates,
+    )  # fmt: skip
+
+
+def alerts_of(rows: pa.Table) -> pa.Table:
+    """The ``alert`` rows of a micro-batch in the runner's ``payment_alerts`` schema."""
+    alerts = rows.filter(pc.equal(rows["kind"], "alert"))
+    columns = {name: alerts[name] for name in ALERTS_SCHEMA.names if name != "event_time"}
+    columns["event_time"] = alerts["event_time_ms"].cast(pa.timestamp("ms", tz="UTC"))
+    return pa.table({n: columns[n] for n in ALERTS_SCHEMA.names}).cast(ALERTS_SCHEMA)
+
+
+@dataclass
+class SparkRunStats:
+    """What the job did (the sink's view: every micro-batch it received)."""
+
+    batches: int = 0
+    consumed: int = 0
+    scored: int = 0
+    duplicates: int = 0
+    late: int = 0
+    dead_letters: int = 0
+    alerts: int = 0
+    latency_ms: list[float] = field(default_factory=list)  # message timestamp → alert written
+    start_s: float = 0.0  # the Spark session's start
+    run_s: float = 0.0  # the query, start to end
+    progress: list[dict[str, Any]] = field(default_factory=list)  # Spark's progress reports, recent ones
+
+
+class AlertSink:
+    """The ``foreachBatch`` sink on the driver: idempotent alert upserts, side outputs to the bus."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        bus: Bus,
+        producer: Producer,
+        *,
+        topic: str = TOPIC_PAYMENTS,
+        table: str = ALERTS_TABLE,
+        alerts_topic: str = TOPIC_ALERTS,
+    ) -> None:
+        self.wh, self.bus, self.producer = warehouse, bus, producer
+        self.topic, self.table, self.alerts_topic = topic, table, alerts_topic
+        self.stats = SparkRunStats()
+
+    def __call__(self, rows: pa.Table, batch_id: int) -> None:
+        s = self.stats
+        s.batches += 1
+        kinds = rows["kind"].to_pylist()
+        stats = rows.filter(pc.equal(rows["kind"], "stats"))
+        s.consumed += pc.sum(stats["messages"]).as_py() or 0
+        s.scored += pc.sum(stats["scored"]).as_py() or 0
+        s.duplicates += pc.sum(stats["duplicates"]).as_py() or 0
+        for i, kind in enumerate(kinds):
+            if kind not in ("late", "dead"):
+                continue
+            r = {
+                name: rows[name][i].as_py()
+                for name in ("partition", "offset", "timestamp_ms", "key", "value")
+            }
+            if kind == "late":
+                self.producer.produce(self.topic + ".late", r["value"], key=r["key"])
+                s.late += 1
+            else:
+                field_name, _, detail = (rows["error"][i].as_py() or "").partition(": ")
+                message = Message(self.topic, r["partition"], r["offset"], r["key"], r["value"],
+                                  timestamp_ms=r["timestamp_ms"])  # fmt: skip
+                self.bus.dead_letter(self.producer, message, ContractError(field_name, detail))
+                s.dead_letters += 1
+        alerts = alerts_of(rows)
+        if alerts.num_rows:
+            self.wh.upsert(self.table, alerts, key=["event_id"])
+            written_ms = time.time() * 1000
+            sent = rows.filter(pc.equal(rows["kind"], "alert"))["timestamp_ms"].to_pylist()
+            s.latency_ms.extend(written_ms - t for t in sent if t)
+            for alert in alerts.to_pylist():
+                alert["event_time"] = int(alert["event_time"].timestamp() * 1000)
+                body = json.dumps(alert, separators=(",", ":"), default=str).encode()
+                self.producer.produce(self.alerts_topic, body, key=alert["event_id"].encode())
+            s.alerts += alerts.num_rows
+        self.producer.flush()  # side outputs are durable before Spark commits the batch
+        logger.info("batch %d: %d rows, %d alerts", batch_id, rows.num_rows, alerts.num_rows)
+
+
+def card_function(
+    reference: Reference,
+    rules: Sequence[Rule],
+    models_path: Path | None,
+    *,
+    allowed_lateness_ms: int = DEFAULT_LATENESS_MS,
+    rule_floor: float = DEFAULT_RULE_FLOOR,
+) -> CardFunction:
+    """The per-card step; the models file is checked here, on the driver, so a bad path fails early."""
+    if models_path is not None:
+        FraudModels.load(models_path)
+    return CardFunction(
+        merchants=dict(reference.merchants),
+        usd_rates=dict(reference.usd_rates),
+        rules=tuple(rules),
+        models_path=str(models_path) if models_path is not None else None,
+        allowed_lateness_ms=allowed_lateness_ms,
+        rule_floor=rule_floor,
+    )
+
+
+def spark_options(**overrides: Any) -> SparkOptions:
+    """Local Spark with the connector jars (fetched with Maven on first use: services/spark/pom.xml)."""
+    from dotjoin.services.spark import ensure_jars
+
+    return SparkOptions(jars=ensure_jars(), **overrides)
+
+
+def run_spark(
+    settings: Settings,
+    *,
+    reference: Reference,
+    models_path: Path | None = None,
+    rules_path: Path | None = None,
+    topic: str = TOPIC_PAYMENTS,
+    table: str = ALERTS_TABLE,
+    checkpoint: Path | None = None,
+    trigger: Trigger = "available_now",
+    max_s: float | None = None,
+    max_offsets_per_trigger: int | None = None,
+    engine: SparkEngine | None = None,
+) -> SparkRunStats:
+    """Run the detector as a Spark streaming query on the profile's Kafka topic.
+
+    Args:
+        settings: the profile (the bus must be Kafka; the warehouse receives ``table``).
+        reference: merchants and exchange rates, joined to every event.
+        models_path: the trained models; None: rules only.
+        rules_path: the rules file; None: the shipped rules.
+        topic: the payments topic (keyed by card id).
+        table: the alerts table (upserted by ``event_id``).
+        checkpoint: Spark's checkpoint directory (offsets and per-card state); default under the state dir.
+        trigger: ``"available_now"`` (read what is there, then stop) or seconds between micro-batches.
+        max_s: stop a ``processingTime`` query after this long (None: until it fails or is stopped).
+        engine: a running Spark engine to reuse (tests: one session per module); default: start one.
+
+    Raises:
+        ConfigError: the profile's bus is not Kafka, or bad rules / models.
+        SparkJobError: Spark did not start or the query failed (Spark's first line).
+    """
+    from dotjoin.exceptions import ConfigError
+
+    if settings.bus.type != "kafka":
+        raise ConfigError(
+            f"the Spark job reads Kafka; the profile's bus is {settings.bus.type!r} (use --profile stack)"
+        )
+    func = card_function(reference, load_rules(rules_path), models_path)
+    bus = open_bus(settings)
+    for name in (topic, TOPIC_ALERTS, topic + ".late", topic + ".dlq"):
+        bus.create_topic(name)
+    own = engine is None
+    spark = engine or SparkEngine("dotjoin-payments", spark_options())
+    try:
+        with open_warehouse(settings) as wh, bus.producer() as producer:
+            sink = AlertSink(wh, bus, producer, topic=topic, table=table)
+            sink.stats.start_s = spark.start_s if own else 0.0
+            began = time.monotonic()
+            handle: StreamHandle = spark.keyed_kafka_stream(
+                bootstrap_servers=settings.bus.bootstrap_servers, topic=topic, func=func,
+                output_schema=OUTPUT_SCHEMA, sink=sink, trigger=trigger,
+                checkpoint=checkpoint or settings.resolve(CHECKPOINT_DIR),
+                max_offsets_per_trigger=max_offsets_per_trigger, name=f"payments_{topic}",
+            )  # fmt: skip
+            ended = False
+            try:
+                ended = handle.wait(max_s if trigger != "available_now" else None)
+            finally:
+                if not ended:
+                    handle.stop()
+            sink.stats.run_s = time.monotonic() - began
+            sink.stats.progress = handle.progress
+            return sink.stats
+    finally:
+        if own:
+            spark.stop()

@@ -1,0 +1,242 @@
+"""Apache Spark Structured Streaming behind a small surface: a keyed, stateful stream over a Kafka topic.
+
+Pipelines never import pyspark (``tests/unit/test_architecture.py``); they hand this module plain
+Python: a *keyed function* ``(key, rows, state) -> (out, state)`` on tuples and bytes, and a
+*batch sink* that receives each micro-batch's output as an Arrow table on the driver. In between this
+module builds::
+
+    readStream.format("kafka")  (subscribe, startingOffsets)
+      → key, value, partition, offset, timestamp_ms
+      → groupBy(key).transformWithState(keyed function, state: one binary value per key, RocksDB)
+      → writeStream.foreachBatch(sink)  with a checkpoint location, trigger availableNow or processingTime
+
+Spark runs in process (``local[N]``) with pyspark's own jars plus the connectors of
+``services/spark/pom.xml`` (:func:`dotjoin.services.spark.ensure_jars`); its Python workers run this
+interpreter. Errors leave as :class:`SparkJobError` with the first line of Spark's message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from dotjoin.exceptions import MissingDependencyError, TerminalError
+
+logger = logging.getLogger(__name__)
+
+#: Columns a keyed function receives, per Kafka message (the key is the group's).
+INPUT_COLUMNS = ("key", "value", "partition", "offset", "timestamp_ms")
+#: ``(key, rows, state) -> (output rows, new state)``: rows are tuples of INPUT_COLUMNS in arrival
+#: order (not necessarily offset order), output rows tuples in the output schema's order; a None state
+#: removes the key's state.
+KeyedFunction = Callable[
+    [bytes | None, list[tuple[Any, ...]], bytes | None], tuple[Sequence[tuple[Any, ...]], bytes | None]
+]
+#: ``(output rows of one micro-batch, batch id)``; runs on the driver, must be idempotent per batch id.
+BatchSink = Callable[[pa.Table, int], None]
+ROCKSDB = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+Trigger = Literal["available_now"] | float  # a float: processingTime every so many seconds
+
+
+class SparkJobError(TerminalError):
+    """The Spark session or a streaming query failed; the message is Spark's first line."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "desc", None) or exc).strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("JVM stacktrace", "at ")):
+            return line[:500]
+    return type(exc).__name__
+
+
+@dataclass
+class SparkOptions:
+    """How the in-process Spark runs. Heaps are capped: one JVM shares a small machine with the stack."""
+
+    master: str = "local[2]"
+    driver_memory: str = "1g"
+    shuffle_partitions: int = 2
+    jars: Sequence[Path] = ()
+    log_level: str = "ERROR"
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
+class SparkEngine:
+    """One SparkSession for the process (:meth:`stop` ends it).
+
+    Raises:
+        MissingDependencyError: pyspark is not installed.
+        SparkJobError: the JVM did not start (no Java 17+, a bad option).
+    """
+
+    def __init__(self, app: str, options: SparkOptions | None = None) -> None:
+        opts = options or SparkOptions()
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:
+            raise MissingDependencyError("pyspark", "spark") from exc
+        # The Python workers must run this interpreter (its packages: dotjoin, pandas, scikit-learn).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        scratch = Path(tempfile.gettempdir()) / "dotjoin-spark"
+        conf = {
+            "spark.driver.memory": opts.driver_memory,
+            "spark.sql.shuffle.partitions": str(opts.shuffle_partitions),
+            "spark.sql.session.timeZone": "UTC",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.warehouse.dir": str(scratch / "warehouse"),
+            "spark.local.dir": str(scratch / "local"),
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+            # transformWithState keeps its state in RocksDB (the only provider it supports)
+            "spark.sql.streaming.stateStore.providerClass": ROCKSDB,
+            **({"spark.jars": ",".join(str(j) for j in opts.jars)} if opts.jars else {}),
+            **dict(opts.conf),
+        }
+        began = time.monotonic()
+        builder = SparkSession.builder.master(opts.master).appName(app)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        try:
+            self.session: Any = builder.getOrCreate()
+        except Exception as exc:  # py4j / JVM launch errors have no common base
+            raise SparkJobError(f"Spark did not start: {_first_line(exc)}") from exc
+        self.session.sparkContext.setLogLevel(opts.log_level)
+        self.start_s = time.monotonic() - began
+        logger.info("Spark %s session %s started in %.1f s", self.session.version, app, self.start_s)
+
+    @property
+    def version(self) -> str:
+        return str(self.session.version)
+
+    def keyed_kafka_stream(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        func: KeyedFunction,
+        output_schema: pa.Schema,
+        sink: BatchSink,
+        checkpoint: Path,
+        trigger: Trigger = "available_now",
+        starting_offsets: str = "earliest",
+        max_offsets_per_trigger: int | None = None,
+        name: str | None = None,
+    ) -> StreamHandle:
+        """Start the query (see the module docstring); :meth:`StreamHandle.wait` blocks on it."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        reader = (
+            self.session.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", bootstrap_servers)
+            .option("subscribe", topic)
+            .option("startingOffsets", starting_offsets)
+            .option("failOnDataLoss", "true")
+        )
+        if max_offsets_per_trigger:
+            reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+        messages = reader.load().select(
+            "key", "value", "partition", "offset", F.unix_millis("timestamp").alias("timestamp_ms")
+        )
+        keyed = messages.groupBy("key").transformWithState(
+            _processor(func, output_schema.names),
+            outputStructType=from_arrow_schema(output_schema),
+            outputMode="Append",
+            timeMode="None",
+        )
+
+        def each_batch(frame: Any, batch_id: int) -> None:
+            sink(frame.toArrow(), batch_id)
+
+        writer = keyed.writeStream.foreachBatch(each_batch).option("checkpointLocation", str(checkpoint))
+        if name:
+            writer = writer.queryName(name)
+        if trigger == "available_now":
+            writer = writer.trigger(availableNow=True)
+        else:
+            writer = writer.trigger(processingTime=f"{float(trigger)} seconds")
+        try:
+            return StreamHandle(writer.start())
+        except Exception as exc:
+            raise SparkJobError(f"the streaming query did not start: {_first_line(exc)}") from exc
+
+    def stop(self) -> None:
+        self.session.stop()
+
+    def __enter__(self) -> SparkEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _processor(func: KeyedFunction, names: Sequence[str]) -> Any:
+    """A ``StatefulProcessor`` around a plain keyed function (pickled by value into the workers).
+
+    The state is one ``ValueState`` holding the function's bytes; per key and micro-batch that is two
+    calls to the JVM's state server (get, update), on RocksDB.
+    """
+    from pyspark.sql import Row
+    from pyspark.sql.streaming import StatefulProcessor
+
+    class KeyedProcessor(StatefulProcessor):
+        def init(self, handle: Any) -> None:
+            self.state = handle.getValueState("state", "state binary")
+
+        def handleInputRows(self, key: Any, rows: Iterator[Any], timerValues: Any = None) -> Iterator[Any]:
+            before = self.state.get()
+            out, after = func(key[0], [tuple(row) for row in rows], None if before is None else before[0])
+            if after is None:
+                self.state.clear()
+            else:
+                self.state.update((after,))
+            make = Row(*names)
+            return iter([make(*values) for values in out])
+
+        def close(self) -> None:
+            """Nothing to release."""
+
+    return KeyedProcessor()
+
+
+class StreamHandle:
+    """A running streaming query."""
+
+    def __init__(self, query: Any) -> None:
+        self.query = query
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the query ends (availableNow: all data read) or ``timeout_s``; True if it ended.
+
+        Raises:
+            SparkJobError: the query failed (a batch, the sink or the source raised).
+        """
+        try:
+            if timeout_s is None:
+                self.query.awaitTermination()
+                return True
+            return bool(self.query.awaitTermination(timeout_s))
+        except Exception as exc:
+            raise SparkJobError(f"the streaming query failed: {_first_line(exc)}") from exc
+
+    def stop(self) -> None:
+        self.query.stop()
+
+    @property
+    def progress(self) -> list[dict[str, Any]]:
+        """The recent progress reports (Spark's JSON: rows, durations, offsets) of the query."""
+        return [json.loads(p.json) for p in self.query.recentProgress]

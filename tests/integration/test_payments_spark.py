@@ -1,0 +1,198 @@
+"""Two runtimes, one logic, on the real broker: one recorded payments log is sent to Kafka, then the
+embedded runner (a consumer group) and the Spark Structured Streaming job read it, and both write
+exactly the alerts — row for row: scores, rules, explanations — that an offline replay of the
+recorded file raises. A restart of the Spark job from its checkpoint (with the last micro-batch's
+commit lost, as after a crash between the sink's write and Spark's commit) continues every card's
+state and leaves the same table.
+
+One Spark session for the module (local[2], two shuffle partitions, 1 GiB driver heap).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dotjoin.config import Settings
+from dotjoin.pipelines.payments.detector import Alert, Detector
+from dotjoin.pipelines.payments.history import Reference, read_labels, read_recorded
+from dotjoin.pipelines.payments.models import FraudModels
+from dotjoin.pipelines.payments.offline import Replay, replay, train_models
+from dotjoin.pipelines.payments.rules import load_rules
+from dotjoin.pipelines.payments.runner import Runner
+from dotjoin.pipelines.payments.spark_job import run_spark, spark_options
+from dotjoin.platform.bus import DLQ_SUFFIX, open_bus
+from dotjoin.platform.spark import SparkEngine
+from dotjoin.platform.warehouse import open_warehouse
+from dotjoin.simulate.payments.output import write_log
+from dotjoin.simulate.payments.stream import Emitted, generate
+from tests.conftest import REQUIRE_SERVICES
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.spark, pytest.mark.slow]
+
+START = datetime(2026, 11, 2, tzinfo=UTC)
+SEED = 11
+PARTITIONS = 4
+COLUMNS = ("event_id", "card_id", "merchant_id", "event_time", "amount", "score", "anomaly", "rules",
+           "models", "explanation")  # fmt: skip
+
+
+@dataclass
+class Recorded:
+    """The recorded log, its messages as sent, and what an offline replay of the file says."""
+
+    directory: Path
+    messages: list[Emitted]
+    reference: Reference
+    models_path: Path
+    expected: dict[str, Replay]  # "rules" / "models" -> the replay
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    root = tmp_path_factory.mktemp("payments_spark")
+    sim = generate(seed=SEED, eps=100, duration_s=180, start=START)
+    write_log(sim, root / "log")
+    # The day before, same world: the labelled history the models are trained on.
+    write_log(generate(seed=SEED, eps=100, duration_s=600, start=START - timedelta(days=1)), root / "history")
+    reference = Reference.read(root / "log" / "merchants.csv", root / "log" / "fx_rates.csv")
+    history = read_recorded(root / "history" / "events.jsonl")
+    labels = read_labels(root / "history" / "labels.jsonl")
+    history.fraud = [p.event_id in labels for p in history.payments]
+    models_path = root / "models.pickle"
+    train_models(history, reference, seed=1).save(models_path)
+    log = read_recorded(root / "log" / "events.jsonl")
+    expected = {
+        "rules": replay(log, reference, load_rules(), None),
+        "models": replay(log, reference, load_rules(), FraudModels.load(models_path)),
+    }
+    return Recorded(root, list(sim), reference, models_path, expected)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[SparkEngine]:
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        reason = "Java is not installed (Spark needs Java 17+: apt-get install openjdk-17-jre-headless)"
+        if REQUIRE_SERVICES:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    with SparkEngine("dotjoin-tests", spark_options()) as spark:
+        yield spark
+
+
+@pytest.fixture
+def stack(kafka: Settings, postgres: Settings) -> Settings:
+    return kafka
+
+
+@pytest.fixture
+def topic(stack: Settings, unique_name: str) -> Iterator[str]:
+    bus = open_bus(stack)
+    bus.create_topic(unique_name, partitions=PARTITIONS)
+    yield unique_name
+    for suffix in ("", ".late", DLQ_SUFFIX):
+        bus.delete_topic(unique_name + suffix)
+    with open_warehouse(stack) as wh:
+        for table in (f"{unique_name}_embedded", f"{unique_name}_spark"):
+            wh.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _send(settings: Settings, topic: str, messages: list[Emitted]) -> None:
+    """The simulator's messages as ``output.produce`` sends them (value, card_id key), to ``topic``."""
+    with open_bus(settings).producer() as producer:
+        for m in messages:
+            producer.produce(topic, m.value, key=m.key)
+
+
+def _stored(settings: Settings, table: str) -> list[tuple[Any, ...]]:
+    with open_warehouse(settings) as wh:
+        rows = wh.query(f"SELECT {', '.join(COLUMNS)} FROM {table} ORDER BY event_id").to_pylist()
+    for r in rows:
+        r["event_time"] = int(r["event_time"].timestamp() * 1000)
+    return [tuple(r[c] for c in COLUMNS) for r in rows]
+
+
+def _rows(alerts: list[Alert]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (a.event_id, a.card_id, a.merchant_id, a.event_time_ms, a.amount, a.score, a.anomaly,
+         ",".join(a.rules), ",".join(a.models), a.explanation)
+        for a in alerts
+    )  # fmt: skip
+
+
+def _run_embedded(
+    settings: Settings, topic: str, table: str, detector: Detector, checkpoint: Path, n: int
+) -> Any:
+    with open_warehouse(settings) as wh:
+        runner = Runner(open_bus(settings), wh, detector, checkpoint=checkpoint, checkpoint_s=1.0,
+                        group=f"{topic}-detector", topic=topic, table=table)  # fmt: skip
+        return runner.run(stop=lambda: runner.stats.consumed >= n, max_s=120)
+
+
+@pytest.mark.parametrize("variant", ["rules", "models"])
+def test_spark_and_the_embedded_runner_on_kafka_raise_the_replays_alerts(
+    stack: Settings, topic: str, recorded: Recorded, engine: SparkEngine, tmp_path: Path, variant: str
+) -> None:
+    expected = recorded.expected[variant]
+    assert expected.alerts and expected.dead_letters and expected.late, "the log must exercise every path"
+    models_path = recorded.models_path if variant == "models" else None
+    _send(stack, topic, recorded.messages)
+    n = len(recorded.messages)
+
+    models = FraudModels.load(models_path) if models_path else None
+    ref = recorded.reference
+    detector = Detector(ref.merchants, load_rules(), models, usd_rates=ref.usd_rates)
+    embedded = _run_embedded(stack, topic, f"{topic}_embedded", detector, tmp_path / "runner.pickle", n)
+
+    began = time.monotonic()
+    spark = run_spark(stack, reference=ref, models_path=models_path, topic=topic, table=f"{topic}_spark",
+                      checkpoint=tmp_path / "spark", engine=engine)  # fmt: skip
+    print(f"spark job ({variant}): {time.monotonic() - began:.1f} s, {spark.batches} batch(es), {n} messages")
+
+    want = _rows(expected.alerts)
+    assert _stored(stack, f"{topic}_embedded") == want
+    assert _stored(stack, f"{topic}_spark") == want
+    # Every message accounted for, and the side outputs the same in both runtimes.
+    for stats in (embedded, spark):
+        assert stats.consumed == n
+        assert stats.dead_letters == len(expected.dead_letters)
+        assert stats.late == len(expected.late)
+        assert stats.duplicates == expected.counters.duplicates
+        assert stats.alerts == len(expected.alerts)
+    with open_bus(stack).consumer(f"{topic}-dlq-reader", [topic + DLQ_SUFFIX]) as consumer:
+        dead: list[Any] = []
+        deadline = time.monotonic() + 30
+        while len(dead) < 2 * spark.dead_letters and time.monotonic() < deadline:
+            dead.extend(consumer.consume(1000, timeout=0.5))
+    origins = sorted(
+        (m.headers["dlq.partition"], m.headers["dlq.offset"], m.headers["dlq.error"]) for m in dead
+    )
+    assert len(origins) == 2 * spark.dead_letters
+    assert origins[::2] == origins[1::2], "each malformed message dead-lettered once by each runtime, alike"
+
+
+def test_a_restart_from_the_spark_checkpoint_continues_each_cards_state(
+    stack: Settings, topic: str, recorded: Recorded, engine: SparkEngine, tmp_path: Path
+) -> None:
+    half = len(recorded.messages) // 2
+    table, checkpoint = f"{topic}_spark", tmp_path / "spark"
+    _send(stack, topic, recorded.messages[:half])
+    first = run_spark(stack, reference=recorded.reference, topic=topic, table=table, checkpoint=checkpoint,
+                      max_offsets_per_trigger=3000, engine=engine)  # fmt: skip
+    assert first.batches >= 2 and first.consumed == half
+    # A crash after the last batch's sink write, before Spark committed it: the batch runs again.
+    commits = sorted((checkpoint / "commits").glob("[0-9]*"), key=lambda p: int(p.name))
+    commits[-1].unlink()
+    _send(stack, topic, recorded.messages[half:])
+    second = run_spark(stack, reference=recorded.reference, topic=topic, table=table, checkpoint=checkpoint,
+                       engine=engine)  # fmt: skip
+    assert second.consumed > len(recorded.messages) - half  # the replayed batch, then the rest
+    assert _stored(stack, table) == _rows(recorded.expected["rules"].alerts)
