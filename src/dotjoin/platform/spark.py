@@ -169,10 +169,7 @@ class SparkEngine:
             writer = writer.trigger(availableNow=True)
         else:
             writer = writer.trigger(processingTime=f"{float(trigger)} seconds")
-        try:
-            return StreamHandle(writer.start())
-        except Exception as exc:
-            raise SparkJobError(f"the streaming query did not start: {_first_line(exc)}") from exc
+        return StreamHandle(writer.start)
 
     def stop(self) -> None:
         self.session.stop()
@@ -213,30 +210,64 @@ def _processor(func: KeyedFunction, names: Sequence[str]) -> Any:
     return KeyedProcessor()
 
 
-class StreamHandle:
-    """A running streaming query."""
+def _is_recovery_npe(exc: BaseException) -> bool:
+    """Spark 4.1.1's SPARK-55271: after re-running a batch that a crash left uncommitted, the Kafka
+    source's progress metrics hit a null and the query fails — after the batch and its commit are
+    written. Starting the query again from the checkpoint goes on normally."""
+    texts, seen = [], 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 5:
+        texts += [str(getattr(cause, "_stackTrace", "") or ""), str(cause)]
+        cause, seen = getattr(cause, "_cause", None) or cause.__cause__, seen + 1
+    blob = "\n".join(texts)
+    return "KafkaMicroBatchStream" in blob and "metrics" in blob and "Option.get()" in blob
 
-    def __init__(self, query: Any) -> None:
-        self.query = query
+
+class StreamHandle:
+    """A running streaming query; started by ``start`` (again, on Spark's recovery bug: see below)."""
+
+    MAX_RESTARTS = 2
+
+    def __init__(self, start: Callable[[], Any]) -> None:
+        self._start = start
+        self._past: list[dict[str, Any]] = []
+        self.restarts = 0
+        self.query = self._begin()
+
+    def _begin(self) -> Any:
+        try:
+            return self._start()
+        except Exception as exc:
+            raise SparkJobError(f"the streaming query did not start: {_first_line(exc)}") from exc
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the query ends (availableNow: all data read) or ``timeout_s``; True if it ended.
 
+        A failure that is Spark 4.1.1's SPARK-55271 (:func:`_is_recovery_npe`) restarts the query from
+        its checkpoint, at most ``MAX_RESTARTS`` times.
+
         Raises:
             SparkJobError: the query failed (a batch, the sink or the source raised).
         """
-        try:
-            if timeout_s is None:
-                self.query.awaitTermination()
-                return True
-            return bool(self.query.awaitTermination(timeout_s))
-        except Exception as exc:
-            raise SparkJobError(f"the streaming query failed: {_first_line(exc)}") from exc
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            try:
+                if deadline is None:
+                    self.query.awaitTermination()
+                    return True
+                return bool(self.query.awaitTermination(max(0.0, deadline - time.monotonic())))
+            except Exception as exc:
+                if self.restarts >= self.MAX_RESTARTS or not _is_recovery_npe(exc):
+                    raise SparkJobError(f"the streaming query failed: {_first_line(exc)}") from exc
+                self.restarts += 1
+                logger.warning("restarting the query from its checkpoint (Spark 4.1.1 bug SPARK-55271)")
+                self._past += [json.loads(p.json) for p in self.query.recentProgress]
+                self.query = self._begin()
 
     def stop(self) -> None:
         self.query.stop()
 
     @property
     def progress(self) -> list[dict[str, Any]]:
-        """The recent progress reports (Spark's JSON: rows, durations, offsets) of the query."""
-        return [json.loads(p.json) for p in self.query.recentProgress]
+        """The recent progress reports (Spark's JSON: rows, durations, offsets), restarts included."""
+        return self._past + [json.loads(p.json) for p in self.query.recentProgress]
