@@ -17,15 +17,16 @@ import json
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
-from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from dotjoin.exceptions import ConfigError, DataError
 from dotjoin.pipelines.payments.features import FEATURES
+
+if TYPE_CHECKING:  # scikit-learn is imported where a model is fitted or unpickled (~3.5 s of import)
+    from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 
 FORMAT_VERSION = 1
 
@@ -148,6 +149,9 @@ def train(
     Raises:
         DataError: too little history, or no fraud in the training part.
     """
+    from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     if len(rows) < 200:
         raise DataError(f"{len(rows)} labelled events is too little history to train on (want 200 or more)")
     order = np.argsort(event_ms, kind="stable")

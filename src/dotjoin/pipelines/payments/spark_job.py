@@ -43,7 +43,7 @@ from dotjoin.pipelines.payments.features import MerchantInfo
 from dotjoin.pipelines.payments.history import Reference
 from dotjoin.pipelines.payments.models import FraudModels
 from dotjoin.pipelines.payments.rules import Rule, load_rules
-from dotjoin.pipelines.payments.runner import ALERTS_SCHEMA, ALERTS_TABLE
+from dotjoin.pipelines.payments.runner import ALERTS_TABLE, alerts_ddl, write_alerts
 from dotjoin.platform.bus import Bus, Message, Producer, open_bus
 from dotjoin.platform.spark import SparkEngine, SparkOptions, StreamHandle, Trigger
 from dotjoin.platform.warehouse import Warehouse, open_warehouse
@@ -166,12 +166,14 @@ def _row(
     )  # fmt: skip
 
 
-def alerts_of(rows: pa.Table) -> pa.Table:
-    """The ``alert`` rows of a micro-batch in the runner's ``payment_alerts`` schema."""
-    alerts = rows.filter(pc.equal(rows["kind"], "alert"))
-    columns = {name: alerts[name] for name in ALERTS_SCHEMA.names if name != "event_time"}
-    columns["event_time"] = alerts["event_time_ms"].cast(pa.timestamp("ms", tz="UTC"))
-    return pa.table({n: columns[n] for n in ALERTS_SCHEMA.names}).cast(ALERTS_SCHEMA)
+def alert_of(row: dict[str, Any]) -> Alert:
+    """The :class:`~.detector.Alert` of an ``alert`` output row."""
+    return Alert(
+        event_id=row["event_id"], card_id=row["card_id"], merchant_id=row["merchant_id"],
+        event_time_ms=row["event_time_ms"], amount=row["amount"], score=row["score"],
+        anomaly=row["anomaly"], rules=tuple(filter(None, row["rules"].split(","))),
+        models=tuple(filter(None, row["models"].split(","))), explanation=row["explanation"],
+    )  # fmt: skip
 
 
 @dataclass
@@ -207,44 +209,40 @@ class AlertSink:
         self.wh, self.bus, self.producer = warehouse, bus, producer
         self.topic, self.table, self.alerts_topic = topic, table, alerts_topic
         self.stats = SparkRunStats()
+        warehouse.execute(alerts_ddl(table))
 
     def __call__(self, rows: pa.Table, batch_id: int) -> None:
         s = self.stats
         s.batches += 1
-        kinds = rows["kind"].to_pylist()
         stats = rows.filter(pc.equal(rows["kind"], "stats"))
         s.consumed += pc.sum(stats["messages"]).as_py() or 0
         s.scored += pc.sum(stats["scored"]).as_py() or 0
         s.duplicates += pc.sum(stats["duplicates"]).as_py() or 0
-        for i, kind in enumerate(kinds):
-            if kind not in ("late", "dead"):
-                continue
-            r = {
-                name: rows[name][i].as_py()
-                for name in ("partition", "offset", "timestamp_ms", "key", "value")
-            }
-            if kind == "late":
+        alerts: list[Alert] = []
+        sent: list[int] = []
+        for r in rows.filter(pc.not_equal(rows["kind"], "stats")).to_pylist():
+            if r["kind"] == "late":
                 self.producer.produce(self.topic + ".late", r["value"], key=r["key"])
                 s.late += 1
-            else:
-                field_name, _, detail = (rows["error"][i].as_py() or "").partition(": ")
+            elif r["kind"] == "dead":
+                field_name, _, detail = (r["error"] or "").partition(": ")
                 message = Message(self.topic, r["partition"], r["offset"], r["key"], r["value"],
                                   timestamp_ms=r["timestamp_ms"])  # fmt: skip
                 self.bus.dead_letter(self.producer, message, ContractError(field_name, detail))
                 s.dead_letters += 1
-        alerts = alerts_of(rows)
-        if alerts.num_rows:
-            self.wh.upsert(self.table, alerts, key=["event_id"])
+            else:
+                alerts.append(alert_of(r))
+                sent.append(r["timestamp_ms"])
+        if alerts:
+            write_alerts(self.wh, alerts, self.table)
             written_ms = time.time() * 1000
-            sent = rows.filter(pc.equal(rows["kind"], "alert"))["timestamp_ms"].to_pylist()
             s.latency_ms.extend(written_ms - t for t in sent if t)
-            for alert in alerts.to_pylist():
-                alert["event_time"] = int(alert["event_time"].timestamp() * 1000)
-                body = json.dumps(alert, separators=(",", ":"), default=str).encode()
-                self.producer.produce(self.alerts_topic, body, key=alert["event_id"].encode())
-            s.alerts += alerts.num_rows
+            for alert in alerts:  # the runner's alert messages, byte for byte
+                body = json.dumps(alert.as_dict(), separators=(",", ":")).encode()
+                self.producer.produce(self.alerts_topic, body, key=alert.event_id.encode())
+            s.alerts += len(alerts)
         self.producer.flush()  # side outputs are durable before Spark commits the batch
-        logger.info("batch %d: %d rows, %d alerts", batch_id, rows.num_rows, alerts.num_rows)
+        logger.info("batch %d: %d rows, %d alerts", batch_id, rows.num_rows, len(alerts))
 
 
 def card_function(
