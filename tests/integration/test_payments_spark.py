@@ -62,7 +62,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     sim = generate(seed=SEED, eps=100, duration_s=180, start=START)
     write_log(sim, root / "log")
     # The day before, same world: the labelled history the models are trained on.
-    write_log(generate(seed=SEED, eps=100, duration_s=600, start=START - timedelta(days=1)), root / "history")
+    write_log(generate(seed=SEED, eps=100, duration_s=300, start=START - timedelta(days=1)), root / "history")
     reference = Reference.read(root / "log" / "merchants.csv", root / "log" / "fx_rates.csv")
     history = read_recorded(root / "history" / "events.jsonl")
     labels = read_labels(root / "history" / "labels.jsonl")

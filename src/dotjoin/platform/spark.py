@@ -8,6 +8,7 @@ module builds::
     readStream.format("kafka")  (subscribe, startingOffsets)
       → key, value, partition, offset, timestamp_ms
       → groupBy(key).transformWithState(keyed function, state: one binary value per key, RocksDB)
+      → mapInArrow(batch function)  (optional: stateless, vectorised)
       → writeStream.foreachBatch(sink)  with a checkpoint location, trigger availableNow or processingTime
 
 Spark runs in process (``local[N]``) with pyspark's own jars plus the connectors of
@@ -42,6 +43,8 @@ INPUT_COLUMNS = ("key", "value", "partition", "offset", "timestamp_ms")
 KeyedFunction = Callable[
     [bytes | None, list[tuple[Any, ...]], bytes | None], tuple[Sequence[tuple[Any, ...]], bytes | None]
 ]
+#: One Arrow batch in, any number out (the same schema): a stateless step after the keyed one.
+BatchFunction = Callable[[pa.RecordBatch], Iterator[pa.RecordBatch]]
 #: ``(output rows of one micro-batch, batch id)``; runs on the driver, must be idempotent per batch id.
 BatchSink = Callable[[pa.Table, int], None]
 ROCKSDB = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
@@ -130,13 +133,18 @@ class SparkEngine:
         func: KeyedFunction,
         output_schema: pa.Schema,
         sink: BatchSink,
+        then: BatchFunction | None = None,
         checkpoint: Path,
         trigger: Trigger = "available_now",
         starting_offsets: str = "earliest",
         max_offsets_per_trigger: int | None = None,
         name: str | None = None,
     ) -> StreamHandle:
-        """Start the query (see the module docstring); :meth:`StreamHandle.wait` blocks on it."""
+        """Start the query (see the module docstring); :meth:`StreamHandle.wait` blocks on it.
+
+        ``then`` maps each Arrow batch of the keyed function's output (``mapInArrow``: stateless,
+        vectorised, in the workers) before the sink; its output has ``output_schema`` too.
+        """
         from pyspark.sql import functions as F
         from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -158,6 +166,8 @@ class SparkEngine:
             outputMode="Append",
             timeMode="None",
         )
+        if then is not None:
+            keyed = keyed.mapInArrow(_batches(then), from_arrow_schema(output_schema))
 
         def each_batch(frame: Any, batch_id: int) -> None:
             sink(frame.toArrow(), batch_id)
@@ -179,6 +189,14 @@ class SparkEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _batches(then: BatchFunction) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield from then(batch)
+
+    return apply
 
 
 def _processor(func: KeyedFunction, names: Sequence[str]) -> Any:

@@ -45,6 +45,7 @@ def test_cut_into_any_micro_batches_per_card_it_raises_the_replays_alerts(log: P
     rng = random.Random(7)
     func = card_function(ref, load_rules(), None)
     rows: list[tuple[Any, ...]] = []
+    calls = 0
     for key, messages in by_card.items():
         state = None
         cuts = (
@@ -56,14 +57,20 @@ def test_cut_into_any_micro_batches_per_card_it_raises_the_replays_alerts(log: P
             batch = messages[start:end]
             rng.shuffle(batch)  # a micro-batch's rows arrive in no particular order
             out, state = func(key, batch, state)
+            calls += 1
             rows.extend(out)
-    table = pa.Table.from_pylist(
+    stateful = pa.Table.from_pylist(
         [dict(zip(OUTPUT_SCHEMA.names, r, strict=True)) for r in rows], OUTPUT_SCHEMA
+    )
+    # The scoring step, on batches of any size and mix of cards.
+    table = pa.Table.from_batches(
+        [out for batch in stateful.to_batches(max_chunksize=997) for out in func.score(batch)], OUTPUT_SCHEMA
     )
     got = [alert_of(r) for r in table.filter(pc.equal(table["kind"], "alert")).to_pylist()]
     assert sorted(got, key=lambda a: a.event_id) == sorted(expected.alerts, key=lambda a: a.event_id)
     kinds = table.column("kind").to_pylist()
     assert kinds.count("dead") == len(expected.dead_letters) > 0
     assert kinds.count("late") == len(expected.late) > 0
-    assert sum(r[-2] for r in rows) == expected.counters.scored  # "scored" of the stats rows
+    assert kinds.count("scored") == 0 and kinds.count("stats") == calls
+    assert sum(r[-3] for r in rows if r[0] == "stats") == expected.counters.scored
     assert all(": " in r[16] for r in rows if r[0] == "dead")  # "<field>: <what is wrong>"

@@ -161,13 +161,31 @@ class Detector:
     def process(self, payments: Sequence[Payment]) -> BatchResult:
         """Score one batch: features, rules, models; alerts in the batch's order."""
         matrix, kept, result = self.features(payments)
+        self.score([payments[i] for i in kept], matrix, result)
+        c = self.counters
+        c.scored += result.scored
+        c.late += len(result.late)
+        c.duplicates += result.duplicates
+        c.alerts += len(result.alerts)
+        for alert in result.alerts:
+            for name in alert.rules + alert.models:
+                c.by_rule[name] = c.by_rule.get(name, 0) + 1
+        return result
+
+    def score(
+        self, scored: Sequence[Payment], matrix: np.ndarray, result: BatchResult | None = None
+    ) -> BatchResult:
+        """Rules and models over feature rows (:meth:`features`' matrix and the payments it kept, in
+        order): their alerts and risks, added to ``result``. Reads no state: any batch of rows, in any
+        process, scores the same (the Spark job scores a whole micro-batch at once)."""
+        result = result if result is not None else BatchResult()
         models = self.models
-        if models is not None and len(kept):
+        if models is not None and len(scored):
             prob, anomaly = models.scores(matrix)
         else:
-            prob = anomaly = np.zeros(len(kept))
+            prob = anomaly = np.zeros(len(scored))
         hits: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
-        for j, i in enumerate(kept):
+        for j, payment in enumerate(scored):
             row = matrix[j]
             fired = tuple(rule.name for rule in self.rules if rule.fires(row))
             flagged: tuple[str, ...] = ()
@@ -183,7 +201,7 @@ class Detector:
                 if fired and not flagged and prob[j] < self.rule_floor:
                     fired = ()  # the model does not confirm the rule
             result.risk.append(
-                (payments[i].event_id, float(prob[j]) if models is not None else float(bool(fired)))
+                (payment.event_id, float(prob[j]) if models is not None else float(bool(fired)))
             )
             if fired or flagged:
                 hits.append((j, fired, flagged))
@@ -191,7 +209,7 @@ class Detector:
         for j, fired, flagged in hits:
             result.alerts.append(
                 self._alert(
-                    payments[kept[j]],
+                    scored[j],
                     matrix[j],
                     fired,
                     flagged,
@@ -200,14 +218,6 @@ class Detector:
                     drivers.get(j, ""),
                 )
             )
-        c = self.counters
-        c.scored += result.scored
-        c.late += len(result.late)
-        c.duplicates += result.duplicates
-        c.alerts += len(result.alerts)
-        for alert in result.alerts:
-            for name in alert.rules + alert.models:
-                c.by_rule[name] = c.by_rule.get(name, 0) + 1
         return result
 
     def _alert(

@@ -28,18 +28,19 @@ import logging
 import pickle
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dotjoin.config import Settings
 from dotjoin.pipelines.payments.contract import TOPIC_ALERTS, TOPIC_PAYMENTS, ContractError, parse_payment
 from dotjoin.pipelines.payments.detector import DEFAULT_LATENESS_MS, DEFAULT_RULE_FLOOR, Alert, Detector
-from dotjoin.pipelines.payments.features import MerchantInfo
+from dotjoin.pipelines.payments.features import FEATURES, MerchantInfo
 from dotjoin.pipelines.payments.history import Reference
 from dotjoin.pipelines.payments.models import FraudModels
 from dotjoin.pipelines.payments.rules import Rule, load_rules
@@ -51,7 +52,8 @@ from dotjoin.platform.warehouse import Warehouse, open_warehouse
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "payments/spark-checkpoint"  # under the state directory
-#: The rows the per-card function returns (``kind``: alert, late, dead or stats).
+#: The rows of both steps (``kind``: scored, late, dead or stats from the per-card step; the scoring step
+#: turns scored rows into alert rows, or drops them).
 OUTPUT_SCHEMA = pa.schema(
     [
         ("kind", pa.string()),
@@ -74,6 +76,7 @@ OUTPUT_SCHEMA = pa.schema(
         ("messages", pa.int64()),  # stats rows: the card's messages in the batch
         ("scored", pa.int64()),
         ("duplicates", pa.int64()),
+        ("features", pa.binary()),  # scored rows: the feature row, float64 bytes (FEATURES' order)
     ]
 )
 
@@ -119,7 +122,7 @@ class CardFunction:
         rows = sorted(rows, key=lambda r: (r[2], r[3]))  # (partition, offset): the topic's order
         detector = self.detector()
         cards, clocks = pickle.loads(state) if state is not None else ({}, {})  # noqa: S301 - our own state
-        detector.state.cards, detector._clocks = cards, clocks
+        detector.state.cards, detector._clocks = cards, clocks  # this card's state only
         out: list[tuple[Any, ...]] = []
         payments, origin = [], []
         for _, value, partition, offset, stamp in rows:
@@ -130,16 +133,37 @@ class CardFunction:
             except ContractError as exc:
                 out.append(_row("dead", key, message, error=str(exc)))
         try:
-            result = detector.process(payments)
-            for i in result.late:
-                out.append(_row("late", key, origin[i]))
-            by_id = {p.event_id: m for p, m in zip(payments, origin, strict=True)}
-            out.extend(_row("alert", key, by_id[a.event_id], alert=a) for a in result.alerts)
-            out.append(_row("stats", key, (0, 0, 0, b""), messages=len(rows), scored=result.scored,
-                            duplicates=result.duplicates))  # fmt: skip
-            return out, pickle.dumps((detector.state.cards, detector._clocks), protocol=5)
+            matrix, kept, result = detector.features(payments)
         finally:
             detector.state.cards, detector._clocks = {}, {}
+        out.extend(_row("late", key, origin[i]) for i in result.late)
+        out.extend(_row("scored", key, origin[i], features=matrix[j].tobytes()) for j, i in enumerate(kept))
+        out.append(_row("stats", key, (0, 0, 0, b""), messages=len(rows), scored=result.scored,
+                        duplicates=result.duplicates))  # fmt: skip
+        return out, pickle.dumps((cards, clocks), protocol=5)
+
+    def score(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        """The scoring step (``mapInArrow``, after the per-card step): the ``scored`` rows of a batch —
+        any cards, any number — through the rules and models at once; they leave as ``alert`` rows (or
+        not at all), every other row passes through."""
+        is_scored = pc.equal(batch.column("kind"), "scored")
+        yield batch.filter(pc.invert(is_scored))
+        scored = batch.filter(is_scored)
+        if not scored.num_rows:
+            return
+        rows = scored.select(["key", "value", "partition", "offset", "timestamp_ms"]).to_pylist()
+        payments = [parse_payment(r["value"]) for r in rows]
+        features = b"".join(scored.column("features").to_pylist())
+        matrix = np.frombuffer(features, dtype=np.float64).reshape(len(rows), len(FEATURES))
+        result = self.detector().score(payments, matrix)
+        where = {p.event_id: r for p, r in zip(payments, rows, strict=True)}
+        alerts = []
+        for alert in result.alerts:
+            r = where[alert.event_id]
+            origin = (r["partition"], r["offset"], r["timestamp_ms"], b"")
+            alerts.append(_row("alert", r["key"], origin, alert=alert))
+        yield pa.RecordBatch.from_pylist([dict(zip(OUTPUT_SCHEMA.names, a, strict=True)) for a in alerts],
+                                         schema=OUTPUT_SCHEMA)  # fmt: skip
 
 
 def _row(
@@ -149,6 +173,7 @@ def _row(
     *,
     alert: Alert | None = None,
     error: str | None = None,
+    features: bytes | None = None,
     messages: int = 0,
     scored: int = 0,
     duplicates: int = 0,
@@ -162,7 +187,8 @@ def _row(
         a.event_time_ms if a else 0, a.amount if a else 0.0, a.score if a else 0.0, a.anomaly if a else 0.0,
         ",".join(a.rules) if a else None, ",".join(a.models) if a else None, a.explanation if a else None,
         partition, offset, stamp, None if key is None else bytes(key),
-        value if kind in ("late", "dead") else None, error, messages, scored, duplicates,
+        value if kind in ("late", "dead", "scored") else None, error, messages, scored, duplicates,
+        features,
     )  # fmt: skip
 
 
@@ -323,7 +349,7 @@ def run_spark(
             sink.stats.start_s = spark.start_s if own else 0.0
             began = time.monotonic()
             handle: StreamHandle = spark.keyed_kafka_stream(
-                bootstrap_servers=settings.bus.bootstrap_servers, topic=topic, func=func,
+                bootstrap_servers=settings.bus.bootstrap_servers, topic=topic, func=func, then=func.score,
                 output_schema=OUTPUT_SCHEMA, sink=sink, trigger=trigger,
                 checkpoint=checkpoint or settings.resolve(CHECKPOINT_DIR),
                 max_offsets_per_trigger=max_offsets_per_trigger, name=f"payments_{topic}",
