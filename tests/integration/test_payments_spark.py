@@ -78,13 +78,14 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[SparkEngine]:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkEngine]:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         reason = "Java is not installed (Spark needs Java 17+: apt-get install openjdk-17-jre-headless)"
         if REQUIRE_SERVICES:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    with SparkEngine("dotjoin-tests", spark_options()) as spark:
+    log = tmp_path_factory.mktemp("spark") / "spark.log"
+    with SparkEngine("dotjoin-tests", spark_options(log_file=log)) as spark:
         yield spark
 
 

@@ -248,3 +248,48 @@ def detect(
             f"{r.counts.get('quarantined', 0):,} dead letters, {int(r.metrics.get('late', 0)):,} late"
         ),
     )
+
+
+@app.command("spark-detect")
+def spark_detect(
+    merchants: MerchantsOption = None,
+    fx: FxOption = None,
+    models: ModelsOption = None,
+    rules: RulesOption = None,
+    rules_only: Annotated[bool, typer.Option("--rules-only", help="Rules alone (no models).")] = False,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            "--every",
+            min=0.1,
+            help="Live: a micro-batch every so many seconds (default: read what the topic holds, then stop).",
+        ),
+    ] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", help="Live: stop after this long.")
+    ] = None,
+    output: OutputOption = "table",
+) -> None:
+    """The detector on Spark Structured Streaming: the stack's Kafka topic, state per card, alerts into
+    payment_alerts (upserted by event id) and the alerts topic; the same alerts as `payments detect`.
+
+    Restartable from the Spark checkpoint (<state>/payments/spark-checkpoint). Needs pyspark
+    (pip install 'dotjoin[spark]'), Java 17+ and Maven (the Kafka connector jars, fetched once).
+
+    Example: dotjoin --profile stack payments spark-detect --merchants pay/merchants.csv
+    """
+    from dotjoin.pipelines.payments.spark_job import detect_spark
+
+    report = detect_spark(
+        _settings(), reference=_reference(merchants, fx), models_path=models, rules_path=rules,
+        rules_only=rules_only, trigger="available_now" if every is None else every, max_s=max_seconds,
+    )  # fmt: skip
+    emit_report(
+        report,
+        output,
+        lambda r: (
+            f"consumed {r.counts.get('input', 0):,} messages: {int(r.metrics.get('alerts', 0)):,} alerts, "
+            f"{r.counts.get('quarantined', 0):,} dead letters, {int(r.metrics.get('late', 0)):,} late "
+            f"(Spark start {r.metrics.get('spark_start_s', 0)} s, query {r.metrics.get('query_s', 0)} s)"
+        ),
+    )

@@ -21,13 +21,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import pyarrow as pa
 
@@ -47,6 +49,16 @@ KeyedFunction = Callable[
 BatchFunction = Callable[[pa.RecordBatch], Iterator[pa.RecordBatch]]
 #: ``(output rows of one micro-batch, batch id)``; runs on the driver, must be idempotent per batch id.
 BatchSink = Callable[[pa.Table, int], None]
+#: The JVM's logging: Spark's own warnings and errors to stderr, nothing else (its default is chatty).
+LOG4J2 = """status = error
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
+rootLogger.level = {level}
+rootLogger.appenderRef.console.ref = console
+"""
 ROCKSDB = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 Trigger = Literal["available_now"] | float  # a float: processingTime every so many seconds
 
@@ -73,6 +85,7 @@ class SparkOptions:
     shuffle_partitions: int = 2
     jars: Sequence[Path] = ()
     log_level: str = "ERROR"
+    log_file: Path | None = None  # the JVM's stdout and stderr (None: this process's)
     conf: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -87,15 +100,24 @@ class SparkEngine:
     def __init__(self, app: str, options: SparkOptions | None = None) -> None:
         opts = options or SparkOptions()
         try:
+            from pyspark import SparkConf, SparkContext
+            from pyspark.java_gateway import launch_gateway
             from pyspark.sql import SparkSession
         except ImportError as exc:
             raise MissingDependencyError("pyspark", "spark") from exc
         # The Python workers must run this interpreter (its packages: dotjoin, pandas, scikit-learn).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        scratch = Path(tempfile.gettempdir()) / "dotjoin-spark"
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only, like every service here
+        logging.getLogger("py4j").setLevel(logging.WARNING)  # one INFO line per gateway call otherwise
+        self._scratch = scratch = Path(tempfile.mkdtemp(prefix="dotjoin-spark-"))  # removed by stop()
+        log_config = scratch / "log4j2.properties"
+        log_config.write_text(LOG4J2.format(level=opts.log_level.lower()))
         conf = {
             "spark.driver.memory": opts.driver_memory,
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log_config}",
             "spark.sql.shuffle.partitions": str(opts.shuffle_partitions),
             "spark.sql.session.timeZone": "UTC",
             "spark.ui.enabled": "false",
@@ -110,13 +132,22 @@ class SparkEngine:
             **dict(opts.conf),
         }
         began = time.monotonic()
-        builder = SparkSession.builder.master(opts.master).appName(app)
-        for key, value in conf.items():
-            builder = builder.config(key, value)
+        spark_conf = SparkConf().setMaster(opts.master).setAppName(app).setAll(list(conf.items()))
+        # The JVM's output (its log, and what its Python workers print: the stateful operator's
+        # planning worker prints five lines a query) goes to the log file when there is one.
+        self._log: IO[bytes] | None = None
+        popen: dict[str, Any] = {}
+        if opts.log_file is not None:
+            opts.log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = opts.log_file.open("ab")
+            popen = {"stdout": self._log, "stderr": subprocess.STDOUT}
         try:
-            self.session: Any = builder.getOrCreate()
+            gateway = launch_gateway(spark_conf, popen_kwargs=popen)
+            self.session: Any = SparkSession(SparkContext(conf=spark_conf, gateway=gateway))
         except Exception as exc:  # py4j / JVM launch errors have no common base
-            raise SparkJobError(f"Spark did not start: {_first_line(exc)}") from exc
+            self._close_log()
+            where = f" (log: {opts.log_file})" if opts.log_file else ""
+            raise SparkJobError(f"Spark did not start: {_first_line(exc)}{where}") from exc
         self.session.sparkContext.setLogLevel(opts.log_level)
         self.start_s = time.monotonic() - began
         logger.info("Spark %s session %s started in %.1f s", self.session.version, app, self.start_s)
@@ -183,6 +214,14 @@ class SparkEngine:
 
     def stop(self) -> None:
         self.session.stop()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        """Close the log file and remove the scratch directory (log config, spark.local.dir)."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __enter__(self) -> SparkEngine:
         return self

@@ -46,12 +46,14 @@ from dotjoin.pipelines.payments.models import FraudModels
 from dotjoin.pipelines.payments.rules import Rule, load_rules
 from dotjoin.pipelines.payments.runner import ALERTS_TABLE, alerts_ddl, write_alerts
 from dotjoin.platform.bus import Bus, Message, Producer, open_bus
+from dotjoin.platform.runs import RunReport, start_run
 from dotjoin.platform.spark import SparkEngine, SparkOptions, StreamHandle, Trigger
 from dotjoin.platform.warehouse import Warehouse, open_warehouse
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "payments/spark-checkpoint"  # under the state directory
+SPARK_LOG = "payments/spark.log"  # the JVM's output
 #: The rows of both steps (``kind``: scored, late, dead or stats from the per-card step; the scoring step
 #: turns scored rows into alert rows, or drops them).
 OUTPUT_SCHEMA = pa.schema(
@@ -342,7 +344,7 @@ def run_spark(
     for name in (topic, TOPIC_ALERTS, topic + ".late", topic + ".dlq"):
         bus.create_topic(name)
     own = engine is None
-    spark = engine or SparkEngine("dotjoin-payments", spark_options())
+    spark = engine or SparkEngine("dotjoin-payments", spark_options(log_file=settings.resolve(SPARK_LOG)))
     try:
         with open_warehouse(settings) as wh, bus.producer() as producer:
             sink = AlertSink(wh, bus, producer, topic=topic, table=table)
@@ -366,3 +368,33 @@ def run_spark(
     finally:
         if own:
             spark.stop()
+
+
+def detect_spark(
+    settings: Settings,
+    *,
+    reference: Reference,
+    models_path: Path | None = None,
+    rules_path: Path | None = None,
+    rules_only: bool = False,
+    trigger: Trigger = "available_now",
+    max_s: float | None = None,
+) -> RunReport:
+    """:func:`run_spark` as a run (``payments_spark_detect``), with the runner's row accounting."""
+    from dotjoin.pipelines.payments.pipeline import default_models
+
+    models = None if rules_only else (models_path or default_models(settings))
+    params = {"rules_only": rules_only, "trigger": trigger}
+    with start_run("payments_spark_detect", settings, params=params) as run:
+        stats = run_spark(settings, reference=reference, models_path=models, rules_path=rules_path,
+                          trigger=trigger, max_s=max_s)  # fmt: skip
+        run.count(input=stats.consumed, output=stats.consumed - stats.dead_letters - stats.duplicates,
+                  quarantined=stats.dead_letters, duplicates=stats.duplicates)  # fmt: skip
+        run.check_accounting()
+        run.metric("alerts", stats.alerts)
+        run.metric("late", stats.late)
+        run.metric("batches", stats.batches)
+        run.metric("spark_start_s", round(stats.start_s, 1))
+        run.metric("query_s", round(stats.run_s, 1))
+        run.output(ALERTS_TABLE, rows=stats.alerts)
+    return run.report
