@@ -151,12 +151,15 @@ def test_spark_and_the_embedded_runner_on_kafka_raise_the_replays_alerts(
     models = FraudModels.load(models_path) if models_path else None
     ref = recorded.reference
     detector = Detector(ref.merchants, load_rules(), models, usd_rates=ref.usd_rates)
+    began = time.monotonic()
     embedded = _run_embedded(stack, topic, f"{topic}_embedded", detector, tmp_path / "runner.pickle", n)
+    runner_s = time.monotonic() - began
 
     began = time.monotonic()
     spark = run_spark(stack, reference=ref, models_path=models_path, topic=topic, table=f"{topic}_spark",
                       checkpoint=tmp_path / "spark", engine=engine)  # fmt: skip
-    print(f"spark job ({variant}): {time.monotonic() - began:.1f} s, {spark.batches} batch(es), {n} messages")
+    print(f"{variant}: {len(expected.alerts)} alerts, {n} messages; embedded runner {runner_s:.1f} s, "
+          f"spark job {time.monotonic() - began:.1f} s ({spark.batches} batch(es))")  # fmt: skip
 
     want = _rows(expected.alerts)
     assert _stored(stack, f"{topic}_embedded") == want
