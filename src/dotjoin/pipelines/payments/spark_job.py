@@ -2,16 +2,19 @@
 
 The second runtime of the one detector (:class:`~.detector.Detector`; the first is :mod:`.runner`).
 Every piece of its state is per card (event time, duplicate memory, features) and the ``payments``
-topic is keyed by ``card_id``, so a card's messages sit in one partition, in offset order. The job
-groups the stream by the Kafka key and, for each card of a micro-batch (``transformWithState``,
-through :mod:`dotjoin.platform.spark`):
+topic is keyed by ``card_id``, so a card's messages sit in one partition, in offset order. Two steps,
+through :mod:`dotjoin.platform.spark`:
 
-1. sorts the card's messages by (partition, offset): the order the embedded runner reads them in;
-2. restores the card's state — a pickled ``(cards, clocks)`` blob, the card's
-   :class:`~.features.CardState` and event-time clock — into a detector built once per Python worker
-   (models loaded from the models file, rules and reference data shipped with the job);
-3. parses (a contract break becomes a ``dead`` row with its error: nothing is dropped), scores, and
-   returns ``alert``, ``late`` and ``dead`` rows plus one ``stats`` row; the state goes back.
+* **per card** (``groupBy(key).transformWithState``, :meth:`CardFunction.__call__`): sort the card's
+  messages of the micro-batch by (partition, offset) — the order the embedded runner reads them in —,
+  restore the card's state (a pickled ``(cards, clocks)`` blob: its :class:`~.features.CardState` and
+  event-time clock) into a detector built once per Python worker, parse (a contract break becomes a
+  ``dead`` row with its error: nothing is dropped), and run :meth:`~.detector.Detector.features`: one
+  ``scored`` row per kept message (with its feature row), ``late`` rows, one ``stats`` row; the state
+  goes back to the state store;
+* **per batch** (``mapInArrow``, :meth:`CardFunction.score`): :meth:`~.detector.Detector.score` — rules
+  and models, which read no state — on all the scored rows of an Arrow batch at once (one model call,
+  not one per card): ``alert`` rows out.
 
 On the driver, each micro-batch's rows go to :class:`AlertSink` (``foreachBatch``): alerts are
 upserted into ``payment_alerts`` by ``event_id`` — a batch replayed after a crash rewrites the same
@@ -38,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dotjoin.config import Settings
+from dotjoin.exceptions import ConfigError
 from dotjoin.pipelines.payments.contract import TOPIC_ALERTS, TOPIC_PAYMENTS, ContractError, parse_payment
 from dotjoin.pipelines.payments.detector import DEFAULT_LATENESS_MS, DEFAULT_RULE_FLOOR, Alert, Detector
 from dotjoin.pipelines.payments.features import FEATURES, MerchantInfo
@@ -333,8 +337,6 @@ def run_spark(
         ConfigError: the profile's bus is not Kafka, or bad rules / models.
         SparkJobError: Spark did not start or the query failed (Spark's first line).
     """
-    from dotjoin.exceptions import ConfigError
-
     if settings.bus.type != "kafka":
         raise ConfigError(
             f"the Spark job reads Kafka; the profile's bus is {settings.bus.type!r} (use --profile stack)"
