@@ -7,9 +7,10 @@ through :mod:`dotjoin.platform.spark`:
 
 * **per card** (``groupBy(key).transformWithState``, :meth:`CardFunction.__call__`): sort the card's
   messages of the micro-batch by (partition, offset) — the order the embedded runner reads them in —,
-  restore the card's state (a pickled ``(cards, clocks)`` blob: its :class:`~.features.CardState` and
-  event-time clock) into a detector built once per Python worker, parse (a contract break becomes a
-  ``dead`` row with its error: nothing is dropped), and run :meth:`~.detector.Detector.features`: one
+  restore the card's state (:meth:`~.detector.Detector.card_states`, pickled: its
+  :class:`~.features.CardState` and event-time clock) into a fresh detector, parse (a contract break
+  becomes a ``dead`` row with its error: nothing is dropped), and run
+  :meth:`~.detector.Detector.features`: one
   ``scored`` row per kept message (with its feature row), ``late`` rows, one ``stats`` row; the state
   goes back to the state store;
 * **per batch** (``mapInArrow``, :meth:`CardFunction.score`): :meth:`~.detector.Detector.score` — rules
@@ -86,8 +87,8 @@ OUTPUT_SCHEMA = pa.schema(
     ]
 )
 
-#: Detectors of this Python worker, by job token: the models file is read once per worker, not per card.
-_WORKER_DETECTORS: dict[str, Detector] = {}
+#: The models of this Python worker, by job token: the models file is read once per worker, not per card.
+_WORKER_MODELS: dict[str, FraudModels | None] = {}
 
 
 @dataclass
@@ -106,20 +107,20 @@ class CardFunction:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def detector(self) -> Detector:
-        detector = _WORKER_DETECTORS.get(self.token)
-        if detector is None:
-            models = FraudModels.load(Path(self.models_path)) if self.models_path else None
-            detector = Detector(
-                self.merchants,
-                self.rules,
-                models,
-                usd_rates=self.usd_rates,
-                allowed_lateness_ms=self.allowed_lateness_ms,
-                rule_floor=self.rule_floor,
+        """A detector with no card in it (cheap: the models are loaded once per worker and shared)."""
+        if self.token not in _WORKER_MODELS:
+            _WORKER_MODELS.clear()  # one job per worker at a time
+            _WORKER_MODELS[self.token] = (
+                FraudModels.load(Path(self.models_path)) if self.models_path else None
             )
-            _WORKER_DETECTORS.clear()  # one job per worker at a time
-            _WORKER_DETECTORS[self.token] = detector
-        return detector
+        return Detector(
+            self.merchants,
+            self.rules,
+            _WORKER_MODELS[self.token],
+            usd_rates=self.usd_rates,
+            allowed_lateness_ms=self.allowed_lateness_ms,
+            rule_floor=self.rule_floor,
+        )
 
     def __call__(
         self, key: bytes | None, rows: list[tuple[Any, ...]], state: bytes | None
@@ -127,8 +128,8 @@ class CardFunction:
         """One card's messages of a micro-batch (``INPUT_COLUMNS`` tuples) → output rows, new state."""
         rows = sorted(rows, key=lambda r: (r[2], r[3]))  # (partition, offset): the topic's order
         detector = self.detector()
-        cards, clocks = pickle.loads(state) if state is not None else ({}, {})  # noqa: S301 - our own state
-        detector.state.cards, detector._clocks = cards, clocks  # this card's state only
+        if state is not None:  # this card's state only (Detector.card_states: plain tuples)
+            detector.restore_cards(pickle.loads(state))  # noqa: S301 - our own state
         out: list[tuple[Any, ...]] = []
         payments, origin = [], []
         for _, value, partition, offset, stamp in rows:
@@ -138,15 +139,12 @@ class CardFunction:
                 origin.append(message)
             except ContractError as exc:
                 out.append(_row("dead", key, message, error=str(exc)))
-        try:
-            matrix, kept, result = detector.features(payments)
-        finally:
-            detector.state.cards, detector._clocks = {}, {}
+        matrix, kept, result = detector.features(payments)
         out.extend(_row("late", key, origin[i]) for i in result.late)
         out.extend(_row("scored", key, origin[i], features=matrix[j].tobytes()) for j, i in enumerate(kept))
         out.append(_row("stats", key, (0, 0, 0, b""), messages=len(rows), scored=result.scored,
                         duplicates=result.duplicates))  # fmt: skip
-        return out, pickle.dumps((cards, clocks), protocol=5)
+        return out, pickle.dumps(detector.card_states(), protocol=5)
 
     def score(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         """The scoring step (``mapInArrow``, after the per-card step): the ``scored`` rows of a batch —
