@@ -30,8 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from dotjoin.exceptions import TerminalError
 from dotjoin.pipelines.payments.contract import (
     TOPIC_ALERTS,
@@ -51,20 +49,6 @@ TOPIC_LATE = TOPIC_PAYMENTS + ".late"
 ALERTS_TABLE = "payment_alerts"
 GROUP = "payments-detector"
 CHECKPOINT_FORMAT = 1
-ALERTS_SCHEMA = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("card_id", pa.string(), nullable=False),
-        pa.field("merchant_id", pa.string(), nullable=False),
-        pa.field("event_time", pa.timestamp("ms", tz="UTC"), nullable=False),
-        pa.field("amount", pa.float64(), nullable=False),
-        pa.field("score", pa.float64(), nullable=False),
-        pa.field("anomaly", pa.float64(), nullable=False),
-        pa.field("rules", pa.string(), nullable=False),
-        pa.field("models", pa.string(), nullable=False),
-        pa.field("explanation", pa.string(), nullable=False),
-    ]
-)
 
 
 def alerts_ddl(table: str = ALERTS_TABLE) -> str:
@@ -104,26 +88,6 @@ def write_alerts(wh: Warehouse, alerts: Sequence[Alert], table: str = ALERTS_TAB
                 [a.event_id, a.card_id, a.merchant_id, datetime.fromtimestamp(a.event_time_ms / 1000, UTC),
                  a.amount, a.score, a.anomaly, ",".join(a.rules), ",".join(a.models), a.explanation],
             )  # fmt: skip
-
-
-def alerts_table(alerts: Sequence[Alert]) -> pa.Table:
-    return pa.table(
-        {
-            "event_id": [a.event_id for a in alerts],
-            "card_id": [a.card_id for a in alerts],
-            "merchant_id": [a.merchant_id for a in alerts],
-            "event_time": pa.array([a.event_time_ms for a in alerts], pa.int64()).cast(
-                pa.timestamp("ms", tz="UTC")
-            ),
-            "amount": [a.amount for a in alerts],
-            "score": [a.score for a in alerts],
-            "anomaly": [a.anomaly for a in alerts],
-            "rules": [",".join(a.rules) for a in alerts],
-            "models": [",".join(a.models) for a in alerts],
-            "explanation": [a.explanation for a in alerts],
-        },
-        schema=ALERTS_SCHEMA,
-    )
 
 
 @dataclass
