@@ -39,6 +39,9 @@ LabelsOption = Annotated[
 ModelsOption = Annotated[
     Path | None, typer.Option("--models", help="Models file; default: <state>/models/payments.pickle.")
 ]
+RulesOnlyOption = Annotated[
+    bool, typer.Option("--rules-only", help="Score with the rules alone (no models).")
+]
 RulesOption = Annotated[
     Path | None, typer.Option("--rules", help="Rules file (YAML); default: the shipped rules.")
 ]
@@ -171,9 +174,7 @@ def replay(
     labels: LabelsOption = None,
     models: ModelsOption = None,
     rules: RulesOption = None,
-    rules_only: Annotated[
-        bool, typer.Option("--rules-only", help="Score with the rules alone (no models).")
-    ] = False,
+    rules_only: RulesOnlyOption = False,
     alerts: Annotated[
         Path | None, typer.Option("--alerts", help="Write the alerts here (JSON lines).")
     ] = None,
@@ -215,7 +216,7 @@ def detect(
     fx: FxOption = None,
     models: ModelsOption = None,
     rules: RulesOption = None,
-    rules_only: Annotated[bool, typer.Option("--rules-only", help="Rules alone (no models).")] = False,
+    rules_only: RulesOnlyOption = False,
     idle: Annotated[
         float | None, typer.Option("--idle", help="Stop after this many seconds without a message.")
     ] = None,
@@ -240,14 +241,17 @@ def detect(
         _settings(), reference=_reference(merchants, fx), models_path=models, rules_path=rules,
         rules_only=rules_only, idle_s=idle, max_s=max_seconds, metrics_port=metrics_port,
     )  # fmt: skip
-    emit_report(
-        report,
-        output,
-        lambda r: (
-            f"consumed {r.counts.get('input', 0):,} messages: {int(r.metrics.get('alerts', 0)):,} alerts, "
-            f"{r.counts.get('quarantined', 0):,} dead letters, {int(r.metrics.get('late', 0)):,} late"
-        ),
+    emit_report(report, output, _detect_summary)
+
+
+def _detect_summary(r: RunReport) -> str:
+    text = (
+        f"consumed {r.counts.get('input', 0):,} messages: {int(r.metrics.get('alerts', 0)):,} alerts, "
+        f"{r.counts.get('quarantined', 0):,} dead letters, {int(r.metrics.get('late', 0)):,} late"
     )
+    if "spark_start_s" in r.metrics:
+        text += f" (Spark start {r.metrics['spark_start_s']} s, query {r.metrics.get('query_s', 0)} s)"
+    return text
 
 
 @app.command("spark-detect")
@@ -256,7 +260,7 @@ def spark_detect(
     fx: FxOption = None,
     models: ModelsOption = None,
     rules: RulesOption = None,
-    rules_only: Annotated[bool, typer.Option("--rules-only", help="Rules alone (no models).")] = False,
+    rules_only: RulesOnlyOption = False,
     every: Annotated[
         float | None,
         typer.Option(
@@ -284,12 +288,4 @@ def spark_detect(
         _settings(), reference=_reference(merchants, fx), models_path=models, rules_path=rules,
         rules_only=rules_only, trigger="available_now" if every is None else every, max_s=max_seconds,
     )  # fmt: skip
-    emit_report(
-        report,
-        output,
-        lambda r: (
-            f"consumed {r.counts.get('input', 0):,} messages: {int(r.metrics.get('alerts', 0)):,} alerts, "
-            f"{r.counts.get('quarantined', 0):,} dead letters, {int(r.metrics.get('late', 0)):,} late "
-            f"(Spark start {r.metrics.get('spark_start_s', 0)} s, query {r.metrics.get('query_s', 0)} s)"
-        ),
-    )
+    emit_report(report, output, _detect_summary)

@@ -176,39 +176,40 @@ def read_history(path: Path, labels_path: Path | None = None) -> History:
     return history
 
 
-def read_merchants(path: Path) -> dict[str, MerchantInfo]:
-    """The merchants reference table: CSV with the columns of ``contract.MERCHANT_COLUMNS``."""
-    merchants: dict[str, MerchantInfo] = {}
+def _reference_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, row) of a reference table; a bad row is one :class:`DataError` naming its line (a
+    reference table is configuration: it loads whole or not at all)."""
     with DelimitedReader(path) as reader:
         for chunk in reader:
             if chunk.rejected:
                 rej = chunk.rejected[0]
                 raise DataError(f"{path}:{rej.line}: {rej.reason}: {rej.detail}")
-            for line, row in zip(chunk.line.tolist(), chunk.table.to_pylist(), strict=True):
-                try:
-                    merchant = Merchant.from_row(row)
-                except ContractError as exc:
-                    raise DataError(f"{path}:{line}: {exc}") from None
-                merchants[merchant.merchant_id] = MerchantInfo(merchant.category, merchant.risk)
+            yield from zip(chunk.line.tolist(), chunk.table.to_pylist(), strict=True)
+
+
+def read_merchants(path: Path) -> dict[str, MerchantInfo]:
+    """The merchants reference table: CSV with the columns of ``contract.MERCHANT_COLUMNS``."""
+    merchants: dict[str, MerchantInfo] = {}
+    for line, row in _reference_rows(path):
+        try:
+            merchant = Merchant.from_row(row)
+        except ContractError as exc:
+            raise DataError(f"{path}:{line}: {exc}") from None
+        merchants[merchant.merchant_id] = MerchantInfo(merchant.category, merchant.risk)
     return merchants
 
 
 def read_usd_rates(path: Path) -> dict[str, float]:
     """Exchange rates (CSV ``currency,units_per_usd``): amount features are compared in US dollars."""
     rates: dict[str, float] = {}
-    with DelimitedReader(path) as reader:
-        for chunk in reader:
-            if chunk.rejected:
-                rej = chunk.rejected[0]
-                raise DataError(f"{path}:{rej.line}: {rej.reason}: {rej.detail}")
-            for line, row in zip(chunk.line.tolist(), chunk.table.to_pylist(), strict=True):
-                try:
-                    rate = float(row["units_per_usd"])
-                except (KeyError, ValueError):
-                    raise DataError(f"{path}:{line}: units_per_usd is not a number") from None
-                if not rate > 0 or not math.isfinite(rate):
-                    raise DataError(f"{path}:{line}: units_per_usd {rate} must be a positive number")
-                rates[str(row.get("currency", "")).strip().upper()] = rate
+    for line, row in _reference_rows(path):
+        try:
+            rate = float(row["units_per_usd"])
+        except (KeyError, ValueError):
+            raise DataError(f"{path}:{line}: units_per_usd is not a number") from None
+        if not rate > 0 or not math.isfinite(rate):
+            raise DataError(f"{path}:{line}: units_per_usd {rate} must be a positive number")
+        rates[str(row.get("currency", "")).strip().upper()] = rate
     return rates
 
 
