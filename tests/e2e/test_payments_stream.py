@@ -19,14 +19,17 @@ from pathlib import Path
 import pytest
 
 from dotjoin.config import Settings, load_settings
-from dotjoin.pipelines.payments.contract import TOPIC_DLQ
+from dotjoin.pipelines.payments.contract import TOPIC_DLQ, TOPIC_LABELS
 from dotjoin.pipelines.payments.detector import Detector
-from dotjoin.pipelines.payments.history import Reference, read_recorded
+from dotjoin.pipelines.payments.history import Reference, read_labels, read_recorded
+from dotjoin.pipelines.payments.monitor import Monitor
 from dotjoin.pipelines.payments.offline import replay
 from dotjoin.pipelines.payments.pipeline import CHECKPOINT_DIR
 from dotjoin.pipelines.payments.rules import load_rules
-from dotjoin.pipelines.payments.runner import ALERTS_TABLE, Runner
+from dotjoin.pipelines.payments.runner import Runner
+from dotjoin.pipelines.payments.sinks import ALERTS_TABLE, LAKE_ALERTS_TABLE, AlertLake
 from dotjoin.platform.bus import open_bus
+from dotjoin.platform.lake import open_lake
 from dotjoin.platform.warehouse import open_warehouse
 from dotjoin.simulate.payments.output import produce, write_log
 from dotjoin.simulate.payments.stream import generate
@@ -51,6 +54,12 @@ def _stored_alerts(settings: Settings) -> list[str]:
         )
 
 
+def _in_lake(settings: Settings) -> list[str]:
+    """Event ids of the lake's alert table, duplicates kept (an Iceberg table has no primary key)."""
+    with open_lake(settings) as lake:
+        return sorted(lake.scan(LAKE_ALERTS_TABLE).column("event_id").to_pylist())
+
+
 def _send(settings: Settings, eps: float = 200) -> None:
     sim = generate(seed=11, eps=eps, duration_s=240, start=START)
     with open_bus(settings).producer() as producer:
@@ -66,10 +75,21 @@ def test_the_embedded_runner_raises_the_replays_alerts_and_dead_letters_malforme
     _send(local_settings)
     bus = open_bus(local_settings)
     detector = Detector(reference.merchants, load_rules(), usd_rates=reference.usd_rates)
+    monitor = Monitor(None)
     with open_warehouse(local_settings) as wh:
-        runner = Runner(bus, wh, detector, checkpoint=tmp_path / "checkpoint", checkpoint_s=0.5)
+        lake = AlertLake(local_settings)
+        runner = Runner(bus, wh, detector, checkpoint=tmp_path / "checkpoint", checkpoint_s=0.5,
+                        monitor=monitor, lake=lake, labels_topic=TOPIC_LABELS)  # fmt: skip
         stats = runner.run(idle_s=1.5)
     assert set(_stored_alerts(local_settings)) == expected
+    assert _in_lake(local_settings) == sorted(expected)
+    # The dashboard's precision and recall: the labels topic against the alerts, as the files say.
+    labels = read_labels(tmp_path / "log" / "labels.jsonl")
+    caught = len(expected & labels.keys())
+    quality = monitor.quality()
+    assert quality is not None and quality["labelled"] == len(labels)
+    assert quality["precision"] == pytest.approx(caught / len(expected))
+    assert quality["recall"] == pytest.approx(caught / len(labels))
     lines = sum(1 for line in (tmp_path / "log" / "events.jsonl").read_bytes().splitlines() if line.strip())
     assert stats.consumed == lines
     with bus.consumer("test-dlq-reader", [TOPIC_DLQ]) as dlq:
@@ -103,9 +123,8 @@ def test_kill_9_mid_stream_and_restart_equal_an_uninterrupted_run(tmp_path: Path
     assert len(partial) < len(expected), "the kill came after the whole stream: nothing was tested"
     rerun = subprocess.run(cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=180)
     assert rerun.returncode == 0, rerun.stderr
-    stored = _stored_alerts(settings)
-    assert len(stored) == len(set(stored))
-    assert set(stored) == expected
+    assert set(_stored_alerts(settings)) == expected
+    assert _in_lake(settings) == sorted(expected)  # each alert once: upserts, not appends, on replay
 
 
 @pytest.fixture(autouse=True)

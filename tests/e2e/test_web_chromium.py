@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dotjoin.pipelines.payments.contract import TYPOLOGIES, Label
 from dotjoin.pipelines.payments.detector import Alert
 from dotjoin.pipelines.payments.monitor import Monitor
 from dotjoin.platform.runs.report import Check, Output, RunReport, accounting_check
@@ -89,7 +90,14 @@ def _write_detector_status(path: Path) -> None:
         monitor.batch(scored=1000 + 10 * i, alerts=[], latencies_s=[0.01, 0.02, 0.2], dead_letters=1, late=0,
                       duplicates=2)  # fmt: skip
         monitor.tick(now=start + i + 1)
-    monitor.batch(scored=5, alerts=[ALERT], latencies_s=[0.05], dead_letters=0, late=1, duplicates=0)
+    # Two labelled frauds: the alerted one and one missed (precision 100%, recall 50%).
+    monitor.labels(
+        [
+            Label(ALERT.event_id, TYPOLOGIES[0], "s1").to_json(),
+            Label("e-missed", TYPOLOGIES[1], "s2").to_json(),
+        ]
+    )
+    monitor.batch(scored=5, alerts=[ALERT], latencies_s=[0.05], dead_letters=0, late=1, duplicates=0, lag=120)
     monitor.tick(now=start + 32)
 
 
@@ -211,10 +219,13 @@ def test_payments_dashboard_in_chromium(server: Server, chromium: Chromium, tmp_
     assert "Payments fraud detector" in visible
     charts = elements(dom, "svg", class_="series")
     assert [c["aria-label"] for c in charts] == [
-        "Throughput (events/s)", "Event → alert latency (ms)", "Alerts per second",
+        "Throughput (events/s)", "Event → alert latency (ms)", "Alerts per second", "Consumer lag (messages)",
+        "Precision and recall against the labels topic",
     ]  # fmt: skip
     lines = {line["data-series"]: line["points"] for line in elements(dom, "polyline")}
-    assert set(lines) == {"events/s", "p50", "p95", "p99", "alerts"}
+    assert set(lines) == {"events/s", "p50", "p95", "p99", "alerts", "lag", "precision", "recall"}
+    assert "Precision 100.0%" in visible and "Recall 50.0%" in visible
+    assert f"{TYPOLOGIES[0]} 100.0%" in visible and f"{TYPOLOGIES[1]} 0.0%" in visible
     assert len(lines["events/s"].split()) == 31  # one point a second
     assert "e-fraud-1" in visible and "category_ratio 44.56" in visible
     assert "Scored 34,355" in visible  # 30 batches of 1,000 + 10 i, then 5

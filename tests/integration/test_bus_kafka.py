@@ -71,6 +71,25 @@ def test_roundtrip_keeps_key_value_headers_and_timestamp(bus: KafkaBus, topic: s
 
 
 @pytest.mark.kafka
+def test_the_consumer_reports_its_lag_from_the_brokers_watermarks(
+    bus: KafkaBus, topic: str, unique_name: str
+) -> None:
+    with bus.producer() as producer:
+        for i in range(200):
+            producer.produce(topic, b"v", key=str(i).encode())
+    with bus.consumer(unique_name, [topic]) as consumer:
+        got: list[Message] = []
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while not got and time.monotonic() < deadline:
+            got = consumer.consume(50, timeout=0.5)
+        assert got and consumer.lag() == 200 - len(got)  # watermarks of every assigned partition
+        while len(got) < 200 and time.monotonic() < deadline:
+            got += consumer.consume(1000, timeout=0.5)
+        time.sleep(1.0)  # lag() answers from a one-second cache
+        assert len(got) == 200 and consumer.lag() == 0
+
+
+@pytest.mark.kafka
 def test_messages_of_one_key_stay_in_order_in_one_stable_partition(
     bus: KafkaBus, topic: str, unique_name: str
 ) -> None:

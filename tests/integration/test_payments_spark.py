@@ -28,8 +28,10 @@ from dotjoin.pipelines.payments.models import FraudModels
 from dotjoin.pipelines.payments.offline import Replay, replay, train_models
 from dotjoin.pipelines.payments.rules import load_rules
 from dotjoin.pipelines.payments.runner import Runner
+from dotjoin.pipelines.payments.sinks import AlertLake
 from dotjoin.pipelines.payments.spark_job import run_spark, spark_options
 from dotjoin.platform.bus import DLQ_SUFFIX, open_bus
+from dotjoin.platform.lake import open_lake
 from dotjoin.platform.spark import SparkEngine
 from dotjoin.platform.warehouse import open_warehouse
 from dotjoin.simulate.payments.output import write_log
@@ -78,14 +80,14 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkEngine]:
+def engine(tmp_path_factory: pytest.TempPathFactory, stack_settings: Settings) -> Iterator[SparkEngine]:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         reason = "Java is not installed (Spark needs Java 17+: apt-get install openjdk-17-jre-headless)"
         if REQUIRE_SERVICES:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     log = tmp_path_factory.mktemp("spark") / "spark.log"
-    with SparkEngine("dotjoin-tests", spark_options(log_file=log)) as spark:
+    with SparkEngine("dotjoin-tests", spark_options(stack_settings, log_file=log)) as spark:
         yield spark
 
 
@@ -104,6 +106,10 @@ def topic(stack: Settings, unique_name: str) -> Iterator[str]:
     with open_warehouse(stack) as wh:
         for table in (f"{unique_name}_embedded", f"{unique_name}_spark"):
             wh.execute(f"DROP TABLE IF EXISTS {table}")
+    with open_lake(stack) as lake:
+        for table in (f"curated.{unique_name}_embedded", f"curated.{unique_name}_spark"):
+            if lake.table_exists(table):
+                lake.drop_table(table)
 
 
 def _send(settings: Settings, topic: str, messages: list[Emitted]) -> None:
@@ -116,6 +122,15 @@ def _send(settings: Settings, topic: str, messages: list[Emitted]) -> None:
 def _stored(settings: Settings, table: str) -> list[tuple[Any, ...]]:
     with open_warehouse(settings) as wh:
         rows = wh.query(f"SELECT {', '.join(COLUMNS)} FROM {table} ORDER BY event_id").to_pylist()
+    for r in rows:
+        r["event_time"] = int(r["event_time"].timestamp() * 1000)
+    return [tuple(r[c] for c in COLUMNS) for r in rows]
+
+
+def _in_lake(settings: Settings, table: str) -> list[tuple[Any, ...]]:
+    """The lake table's alerts, read back through PyIceberg (Spark wrote them through its catalog)."""
+    with open_lake(settings) as lake:
+        rows = lake.scan(f"curated.{table}").sort_by("event_id").to_pylist()
     for r in rows:
         r["event_time"] = int(r["event_time"].timestamp() * 1000)
     return [tuple(r[c] for c in COLUMNS) for r in rows]
@@ -134,7 +149,8 @@ def _run_embedded(
 ) -> Any:
     with open_warehouse(settings) as wh:
         runner = Runner(open_bus(settings), wh, detector, checkpoint=checkpoint, checkpoint_s=1.0,
-                        group=f"{topic}-detector", topic=topic, table=table)  # fmt: skip
+                        group=f"{topic}-detector", topic=topic, table=table,
+                        lake=AlertLake(settings, f"curated.{table}"))  # fmt: skip
         return runner.run(stop=lambda: runner.stats.consumed >= n, max_s=120)
 
 
@@ -157,13 +173,17 @@ def test_spark_and_the_embedded_runner_on_kafka_raise_the_replays_alerts(
 
     began = time.monotonic()
     spark = run_spark(stack, reference=ref, models_path=models_path, topic=topic, table=f"{topic}_spark",
-                      checkpoint=tmp_path / "spark", engine=engine)  # fmt: skip
+                      lake_table=f"curated.{topic}_spark", checkpoint=tmp_path / "spark",
+                      engine=engine)  # fmt: skip
     print(f"{variant}: {len(expected.alerts)} alerts, {n} messages; embedded runner {runner_s:.1f} s, "
           f"spark job {time.monotonic() - began:.1f} s ({spark.batches} batch(es))")  # fmt: skip
 
     want = _rows(expected.alerts)
     assert _stored(stack, f"{topic}_embedded") == want
     assert _stored(stack, f"{topic}_spark") == want
+    # ... and the lake: Spark's MERGE INTO and the runner's PyIceberg upserts, one catalog
+    assert _in_lake(stack, f"{topic}_embedded") == want
+    assert _in_lake(stack, f"{topic}_spark") == want
     # Every message accounted for, and the side outputs the same in both runtimes.
     for stats in (embedded, spark):
         assert stats.consumed == n
@@ -189,15 +209,18 @@ def test_a_restart_from_the_spark_checkpoint_continues_each_cards_state(
     half = len(recorded.messages) // 2
     table, checkpoint = f"{topic}_spark", tmp_path / "spark"
     _send(stack, topic, recorded.messages[:half])
-    first = run_spark(stack, reference=recorded.reference, topic=topic, table=table, checkpoint=checkpoint,
-                      max_offsets_per_trigger=3000, engine=engine)  # fmt: skip
+    lake_table = f"curated.{table}"
+    first = run_spark(stack, reference=recorded.reference, topic=topic, table=table, lake_table=lake_table,
+                      checkpoint=checkpoint, max_offsets_per_trigger=3000, engine=engine)  # fmt: skip
     assert first.batches >= 2 and first.consumed == half
     # A crash after the last batch's sink write, before Spark committed it: the batch runs again.
     commits = sorted((checkpoint / "commits").glob("[0-9]*"), key=lambda p: int(p.name))
     for stale in (commits[-1], commits[-1].with_name(f".{commits[-1].name}.crc")):
         stale.unlink(missing_ok=True)
     _send(stack, topic, recorded.messages[half:])
-    second = run_spark(stack, reference=recorded.reference, topic=topic, table=table, checkpoint=checkpoint,
-                       engine=engine)  # fmt: skip
+    second = run_spark(stack, reference=recorded.reference, topic=topic, table=table, lake_table=lake_table,
+                       checkpoint=checkpoint, engine=engine)  # fmt: skip
     assert second.consumed > len(recorded.messages) - half  # the replayed batch, then the rest
-    assert _stored(stack, table) == _rows(recorded.expected["rules"].alerts)
+    want = _rows(recorded.expected["rules"].alerts)
+    assert _stored(stack, table) == want
+    assert _in_lake(stack, table) == want  # the replayed batch merged, not appended twice

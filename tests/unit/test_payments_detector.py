@@ -243,6 +243,50 @@ def test_the_monitor_counts_into_prometheus_and_writes_the_status(tmp_path: Path
     assert read_status(tmp_path / "missing.json") is None
 
 
+def test_the_monitor_scores_alerts_against_labels_in_either_arrival_order() -> None:
+    from dotjoin.pipelines.payments.contract import TYPOLOGIES, Label
+    from dotjoin.pipelines.payments.monitor import Monitor
+
+    monitor = Monitor(None)
+    assert monitor.quality() is None  # no labels: nothing to say
+    d = Detector({}, parse_rules({"rules": [{"name": "big", "when": {"amount": ">= 100"}}]}, "x"))
+    a, b = TYPOLOGIES[0], TYPOLOGIES[1]
+    # e1 labelled before its alert, e3 after; e2 alerted but not fraud; e4 fraud, never alerted.
+    monitor.labels([Label("e1", a, "s1").to_json(), b"{not json", Label("e4", b, "s2").to_json()])
+    alerts = d.process([pay(1, 0, amount=500.0), pay(2, 1, amount=200.0), pay(3, 2, amount=300.0)]).alerts
+    monitor.batch(scored=3, alerts=alerts, latencies_s=[], dead_letters=0, late=0, duplicates=0)
+    monitor.labels([Label("e3", a, "s1").to_json(), Label("e1", a, "s1").to_json()])  # e1 again: once
+    q = monitor.quality()
+    assert q is not None
+    assert (q["labelled"], q["alerted"]) == (3, 3)
+    assert q["precision"] == pytest.approx(2 / 3) and q["recall"] == pytest.approx(2 / 3)
+    assert q["recall_by_typology"] == {a: 1.0, b: 0.0}
+
+
+def test_the_embedded_consumer_reports_its_lag(tmp_path: Path) -> None:
+    from dotjoin.config import load_settings
+    from dotjoin.platform.bus import open_bus
+
+    bus = open_bus(load_settings(profile="local", cwd=tmp_path, env={}))
+    bus.create_topic("t", partitions=2)
+    with bus.producer() as producer:
+        for i in range(100):
+            producer.produce("t", b"v", key=str(i).encode())
+    with bus.consumer("g", ["t"]) as consumer:
+        assert consumer.lag() == 100
+        got = consumer.consume(30, timeout=1)
+        assert consumer.lag() == 100 - len(got)
+        while more := consumer.consume(1000, timeout=0.2):
+            got += more
+        assert len(got) == 100 and consumer.lag() == 0
+        with bus.producer() as producer:
+            producer.produce("t", b"v", key=b"x")
+        assert consumer.lag() == 1
+        consumer.commit(got)
+    with bus.consumer("g", ["t"]) as consumer:  # resumed from the committed offsets
+        assert consumer.lag() == 1
+
+
 def test_checkpoints_write_changed_cards_and_restore_the_exact_state(tmp_path: Path) -> None:
     from dotjoin.pipelines.payments.runner import CheckpointStore
 

@@ -212,6 +212,31 @@ class SparkEngine:
             writer = writer.trigger(processingTime=f"{float(trigger)} seconds")
         return StreamHandle(writer.start)
 
+    def has_catalog(self, name: str) -> bool:
+        """Whether the session was started with Spark catalog ``name`` configured."""
+        return self.session.conf.get(f"spark.sql.catalog.{name}", None) is not None
+
+    def merge(self, table: str, data: pa.Table, *, key: Sequence[str]) -> None:
+        """``MERGE INTO table`` (a catalog table, e.g. ``dotjoin.curated.payment_alerts``) the rows of
+        ``data`` on ``key``: matched rows are updated, the others inserted — a replayed batch changes
+        nothing. Runs on the driver (a foreachBatch sink); ``data`` has the table's columns."""
+        if not data.num_rows:
+            return
+        view = f"dotjoin_merge_{os.getpid()}_{time.monotonic_ns()}"
+        source = self.session.createDataFrame(data)
+        source.createOrReplaceTempView(view)
+        on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in key)
+        target = ".".join(_quote(part) for part in table.split("."))
+        try:
+            self.session.sql(
+                f"MERGE INTO {target} t USING {view} s ON {on} "
+                "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+            )
+        except Exception as exc:  # py4j / analysis errors have no common base
+            raise SparkJobError(f"MERGE INTO {table} failed: {_first_line(exc)}") from exc
+        finally:
+            self.session.catalog.dropTempView(view)
+
     def stop(self) -> None:
         self.session.stop()
         self._close_log()
@@ -328,3 +353,8 @@ class StreamHandle:
     def progress(self) -> list[dict[str, Any]]:
         """The recent progress reports (Spark's JSON: rows, durations, offsets), restarts included."""
         return self._past + [json.loads(p.json) for p in self.query.recentProgress]
+
+
+def _quote(identifier: str) -> str:
+    """A Spark SQL identifier in backticks (a backtick inside is doubled)."""
+    return "`" + identifier.replace("`", "``") + "`"

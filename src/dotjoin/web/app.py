@@ -178,6 +178,12 @@ def create_app(settings: Settings) -> FastAPI:
                     [("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")],
                 ),
                 line_chart("Alerts per second", points, [("alerts", "alerts")]),
+                line_chart("Consumer lag (messages)", points, [("lag", "lag")]),
+                line_chart(
+                    "Precision and recall against the labels topic",
+                    points,
+                    [("precision", "precision"), ("recall", "recall")],
+                ),
             ],
         }
         return templates.TemplateResponse(request, "payments.html", context)

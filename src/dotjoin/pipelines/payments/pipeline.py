@@ -12,13 +12,15 @@ from pathlib import Path
 from prometheus_client import start_http_server
 
 from dotjoin.config import Settings
+from dotjoin.pipelines.payments.contract import TOPIC_LABELS
 from dotjoin.pipelines.payments.detector import Detector
 from dotjoin.pipelines.payments.history import History, Reference, read_history, read_labels, read_recorded
 from dotjoin.pipelines.payments.models import FraudModels
 from dotjoin.pipelines.payments.monitor import Monitor
 from dotjoin.pipelines.payments.offline import Replay, replay, save_alerts, train_models
 from dotjoin.pipelines.payments.rules import load_rules
-from dotjoin.pipelines.payments.runner import ALERTS_TABLE, Runner
+from dotjoin.pipelines.payments.runner import Runner
+from dotjoin.pipelines.payments.sinks import ALERTS_TABLE, LAKE_ALERTS_TABLE, AlertLake
 from dotjoin.platform.bus import open_bus
 from dotjoin.platform.runs import RunReport, start_run
 from dotjoin.platform.warehouse import open_warehouse
@@ -143,8 +145,13 @@ def detect(
             monitor = Monitor(settings.resolve(STATUS_PATH))
             if metrics_port is not None:
                 start_http_server(metrics_port, addr="127.0.0.1", registry=monitor.registry)
-            runner = Runner(bus, wh, detector, checkpoint=settings.resolve(CHECKPOINT_DIR), monitor=monitor)
-            stats = runner.run(idle_s=idle_s, max_s=max_s)
+            lake = AlertLake(settings)
+            runner = Runner(bus, wh, detector, checkpoint=settings.resolve(CHECKPOINT_DIR), monitor=monitor,
+                            lake=lake, labels_topic=TOPIC_LABELS)  # fmt: skip
+            try:
+                stats = runner.run(idle_s=idle_s, max_s=max_s)
+            finally:
+                lake.close()
         run.count(input=stats.consumed, output=stats.consumed - stats.dead_letters - stats.duplicates,
                   quarantined=stats.dead_letters, duplicates=stats.duplicates)  # fmt: skip
         run.check_accounting()
@@ -152,4 +159,10 @@ def detect(
         run.metric("late", stats.late)
         run.metric("checkpoints", stats.checkpoints)
         run.output(ALERTS_TABLE, rows=stats.alerts)
+        run.output(LAKE_ALERTS_TABLE, rows=stats.alerts)
+        quality = monitor.quality()
+        if quality is not None:  # against the labels topic, when a labelled source feeds it
+            for name in ("precision", "recall"):
+                if quality[name] is not None:
+                    run.metric(name, quality[name])
     return run.report

@@ -20,13 +20,13 @@ table ends exactly as an uninterrupted run leaves it. Alert messages on the topi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,54 +40,15 @@ from dotjoin.pipelines.payments.contract import (
 )
 from dotjoin.pipelines.payments.detector import Alert, Counters, Detector
 from dotjoin.pipelines.payments.monitor import Monitor
+from dotjoin.pipelines.payments.sinks import ALERTS_TABLE, AlertLake, alert_message, alerts_ddl, write_alerts
 from dotjoin.platform.bus.base import Bus, Consumer, Message, Producer
 from dotjoin.platform.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
 
 TOPIC_LATE = TOPIC_PAYMENTS + ".late"
-ALERTS_TABLE = "payment_alerts"
 GROUP = "payments-detector"
 CHECKPOINT_FORMAT = 1
-
-
-def alerts_ddl(table: str = ALERTS_TABLE) -> str:
-    """The alerts table (``CREATE TABLE IF NOT EXISTS``): one row per alerted event id."""
-    return f"""CREATE TABLE IF NOT EXISTS {table} (
-    event_id VARCHAR PRIMARY KEY,
-    card_id VARCHAR NOT NULL,
-    merchant_id VARCHAR NOT NULL,
-    event_time TIMESTAMPTZ NOT NULL,
-    amount DOUBLE PRECISION NOT NULL,
-    score DOUBLE PRECISION NOT NULL,
-    anomaly DOUBLE PRECISION NOT NULL,
-    rules VARCHAR NOT NULL,
-    models VARCHAR NOT NULL,
-    explanation VARCHAR NOT NULL
-)"""
-
-
-ALERTS_DDL = alerts_ddl()
-_UPSERT = (
-    "INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    " ON CONFLICT (event_id) DO UPDATE"
-    " SET card_id = excluded.card_id, merchant_id = excluded.merchant_id, event_time = excluded.event_time,"
-    " amount = excluded.amount, score = excluded.score, anomaly = excluded.anomaly, rules = excluded.rules,"
-    " models = excluded.models, explanation = excluded.explanation"
-)
-
-
-def write_alerts(wh: Warehouse, alerts: Sequence[Alert], table: str = ALERTS_TABLE) -> None:
-    """Upsert alerts by event id, one parameterised statement each (a batch has a handful: the bulk
-    path's staging table cost ~37 ms a batch)."""
-    upsert = _UPSERT.format(table=table)
-    with wh.transaction():
-        for a in alerts:
-            wh.execute(
-                upsert,
-                [a.event_id, a.card_id, a.merchant_id, datetime.fromtimestamp(a.event_time_ms / 1000, UTC),
-                 a.amount, a.score, a.anomaly, ",".join(a.rules), ",".join(a.models), a.explanation],
-            )  # fmt: skip
 
 
 @dataclass
@@ -188,6 +149,9 @@ class Runner:
         monitor: Prometheus metrics and the dashboard's status file (optional).
         topic: the payments topic (late events go to ``<topic>.late``, dead letters to ``<topic>.dlq``).
         table: the warehouse table of the alerts.
+        lake: the lake's alert table (optional), written at each checkpoint by the checkpoint writer —
+            before the checkpoint itself, so the lake holds every alert below the committed offsets.
+        labels_topic: the ground-truth labels (optional): the monitor's precision and recall.
     """
 
     def __init__(
@@ -202,9 +166,13 @@ class Runner:
         monitor: Monitor | None = None,
         topic: str = TOPIC_PAYMENTS,
         table: str = ALERTS_TABLE,
+        lake: AlertLake | None = None,
+        labels_topic: str | None = None,
     ) -> None:
         self.bus, self.wh, self.checkpoint, self.checkpoint_s = bus, warehouse, checkpoint, checkpoint_s
         self.group, self.monitor, self.topic, self.table = group, monitor, topic, table
+        self.lake, self.labels_topic = lake, labels_topic
+        self._lake_pending: list[Alert] = []  # alerts not yet in the lake (the next checkpoint writes them)
         self.store = CheckpointStore(checkpoint)
         self.detector = detector
         restored = self.store.load(detector)
@@ -214,7 +182,8 @@ class Runner:
                         self.store.seq)  # fmt: skip
         warehouse.execute(alerts_ddl(table))
         self.stats = RunStats()
-        self._child: tuple[int, list[Message]] | None = None  # a checkpoint being written, and its commit
+        # a checkpoint being written: its pid, the messages it commits, how many pending lake alerts it writes
+        self._child: tuple[int, list[Message], int] | None = None
         for name in (topic, TOPIC_ALERTS, topic + ".late", topic + ".dlq"):
             bus.create_topic(name)
 
@@ -230,17 +199,26 @@ class Runner:
         pending: dict[
             tuple[str, int], Message
         ] = {}  # the last message of each partition since the checkpoint
-        with self.bus.consumer(self.group, [self.topic]) as consumer, self.bus.producer() as producer:
+        with (
+            self.bus.consumer(self.group, [self.topic]) as consumer,
+            self.bus.producer() as producer,
+            contextlib.ExitStack() as stack,
+        ):
+            labels = None
+            if self.labels_topic is not None and self.monitor is not None:
+                labels = stack.enter_context(self.bus.consumer(self.group + "-labels", [self.labels_topic]))
             while True:
                 now = time.monotonic()
                 if (stop and stop()) or (max_s is not None and now - began >= max_s):
                     break
                 if idle_s is not None and now - last_message >= idle_s:
                     break
+                if labels is not None and self.monitor is not None:
+                    self.monitor.labels([m.value for m in labels.consume(2000, timeout=0)])
                 messages = consumer.consume(500, timeout=0.1)
                 if messages:
                     last_message = time.monotonic()
-                    self._batch(messages, producer)
+                    self._batch(messages, producer, consumer)
                     pending.update(((m.topic, m.partition), m) for m in messages)
                 elif self.monitor is not None:
                     self.monitor.tick()
@@ -254,7 +232,7 @@ class Runner:
                 self._checkpoint(consumer, producer, list(pending.values()), background=False)
         return self.stats
 
-    def _batch(self, messages: list[Message], producer: Producer) -> None:
+    def _batch(self, messages: list[Message], producer: Producer, consumer: Consumer) -> None:
         s = self.stats
         payments: list[Payment] = []
         origin: list[Message] = []
@@ -281,10 +259,12 @@ class Runner:
         latencies: list[float] = []
         if result.alerts:
             write_alerts(self.wh, result.alerts, self.table)
+            if self.lake is not None:
+                self._lake_pending.extend(result.alerts)
             written_ms = time.time() * 1000
             by_id = {p.event_id: m for p, m in zip(payments, origin, strict=True)}
             for alert in result.alerts:
-                producer.produce(TOPIC_ALERTS, _alert_json(alert), key=alert.event_id.encode())
+                producer.produce(TOPIC_ALERTS, alert_message(alert), key=alert.event_id.encode())
                 sent = by_id[alert.event_id].timestamp_ms
                 if sent:
                     latencies.append((written_ms - sent) / 1000)
@@ -293,7 +273,7 @@ class Runner:
             self.monitor.batch(
                 scored=result.scored, alerts=result.alerts, latencies_s=latencies,
                 dead_letters=len(messages) - len(payments) - skipped, late=len(result.late),
-                duplicates=result.duplicates,
+                duplicates=result.duplicates, lag=consumer.lag(),
             )  # fmt: skip
 
     def _checkpoint(
@@ -302,40 +282,46 @@ class Runner:
         producer.flush()  # DLQ, late and alert messages of the checkpointed batches are durable first
         dirty, self.detector.dirty = self.detector.dirty, set()
         base = self.store.advance()
+        to_lake = len(self._lake_pending)
         if background and hasattr(os, "fork"):
             pid = os.fork()
             if pid == 0:  # the child: write the snapshot and leave without running any cleanup
                 code = 1
                 try:
-                    self.store.save(self.detector, self.offsets, dirty, base=base)
+                    self._save(dirty, base)
                     code = 0
+                except BaseException:
+                    logger.exception("the checkpoint writer failed")
                 finally:
                     os._exit(code)
-            self._child = (pid, messages)
+            self._child = (pid, messages, to_lake)
             return
-        self.store.save(self.detector, self.offsets, dirty, base=base)
+        self._save(dirty, base)
+        del self._lake_pending[:to_lake]
         consumer.commit(messages)
         self.stats.checkpoints += 1
+
+    def _save(self, dirty: set[str], base: bool) -> None:
+        """The lake's pending alerts first, then the state: a saved checkpoint implies the lake has them."""
+        if self.lake is not None:
+            self.lake.write(self._lake_pending)
+        self.store.save(self.detector, self.offsets, dirty, base=base)
 
     def _reap(self, consumer: Consumer, *, wait: bool = False) -> None:
         """Commit the offsets of a finished background checkpoint (a failed one commits nothing)."""
         if self._child is None:
             return
-        pid, messages = self._child
+        pid, messages, to_lake = self._child
         done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
         if done == 0:
             return
         self._child = None
         if os.waitstatus_to_exitcode(status) != 0:
-            # The cards of that delta are lost from the files: the next checkpoint must be a full base.
+            # The cards of that delta are lost from the files: the next checkpoint must be a full base
+            # (and writes the pending lake alerts again: an upsert, so a partial write is harmless).
             logger.error("the checkpoint writer (pid %d) failed; writing a full checkpoint next", pid)
             self.store.full_next()
             return
+        del self._lake_pending[:to_lake]
         consumer.commit(messages)
         self.stats.checkpoints += 1
-
-
-def _alert_json(alert: Alert) -> bytes:
-    import json
-
-    return json.dumps(alert.as_dict(), separators=(",", ":")).encode()

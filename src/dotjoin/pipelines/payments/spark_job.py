@@ -19,7 +19,10 @@ through :mod:`dotjoin.platform.spark`:
 
 On the driver, each micro-batch's rows go to :class:`AlertSink` (``foreachBatch``): alerts are
 upserted into ``payment_alerts`` by ``event_id`` — a batch replayed after a crash rewrites the same
-rows, so a restart from the Spark checkpoint ends with a clean run's table — and late / dead rows are
+rows, so a restart from the Spark checkpoint ends with a clean run's table; the same alerts are merged
+into the lake's Iceberg table (``MERGE INTO dotjoin.curated.payment_alerts`` through Spark's Iceberg
+catalog on the catalog rows PyIceberg writes, :func:`dotjoin.platform.lake.iceberg.spark_catalog_conf`)
+— and late / dead rows are
 sent to ``<topic>.late`` / ``<topic>.dlq`` exactly as the runner sends them (at least once), alerts to
 the ``alerts`` topic. Same messages, same alerts as the runner and as :func:`.offline.replay`,
 whatever the micro-batch boundaries (``tests/integration/test_payments_spark.py``).
@@ -27,12 +30,11 @@ whatever the micro-batch boundaries (``tests/integration/test_payments_spark.py`
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,15 @@ from dotjoin.pipelines.payments.features import FEATURES, MerchantInfo
 from dotjoin.pipelines.payments.history import Reference
 from dotjoin.pipelines.payments.models import FraudModels
 from dotjoin.pipelines.payments.rules import Rule, load_rules
-from dotjoin.pipelines.payments.runner import ALERTS_TABLE, alerts_ddl, write_alerts
+from dotjoin.pipelines.payments.sinks import (
+    ALERTS_TABLE,
+    LAKE_ALERTS_TABLE,
+    AlertLake,
+    alert_message,
+    alerts_arrow,
+    alerts_ddl,
+    write_alerts,
+)
 from dotjoin.platform.bus import Bus, Message, Producer, open_bus
 from dotjoin.platform.runs import RunReport, start_run
 from dotjoin.platform.spark import SparkEngine, SparkOptions, StreamHandle, Trigger
@@ -235,9 +245,11 @@ class AlertSink:
         topic: str = TOPIC_PAYMENTS,
         table: str = ALERTS_TABLE,
         alerts_topic: str = TOPIC_ALERTS,
+        lake_write: Callable[[pa.Table], None] | None = None,
     ) -> None:
         self.wh, self.bus, self.producer = warehouse, bus, producer
         self.topic, self.table, self.alerts_topic = topic, table, alerts_topic
+        self.lake_write = lake_write
         self.stats = SparkRunStats()
         warehouse.execute(alerts_ddl(table))
 
@@ -267,9 +279,10 @@ class AlertSink:
             write_alerts(self.wh, alerts, self.table)
             written_ms = time.time() * 1000
             s.latency_ms.extend(written_ms - t for t in sent if t)
+            if self.lake_write is not None:
+                self.lake_write(alerts_arrow(alerts))
             for alert in alerts:  # the runner's alert messages, byte for byte
-                body = json.dumps(alert.as_dict(), separators=(",", ":")).encode()
-                self.producer.produce(self.alerts_topic, body, key=alert.event_id.encode())
+                self.producer.produce(self.alerts_topic, alert_message(alert), key=alert.event_id.encode())
             s.alerts += len(alerts)
         self.producer.flush()  # side outputs are durable before Spark commits the batch
         logger.info("batch %d: %d rows, %d alerts", batch_id, rows.num_rows, len(alerts))
@@ -296,11 +309,14 @@ def card_function(
     )
 
 
-def spark_options(**overrides: Any) -> SparkOptions:
-    """Local Spark with the connector jars (fetched with Maven on first use: services/spark/pom.xml)."""
+def spark_options(settings: Settings, **overrides: Any) -> SparkOptions:
+    """Local Spark with the connector jars (fetched with Maven on first use: services/spark/pom.xml) and
+    the lake's Iceberg catalog of ``settings`` (the one PyIceberg writes) as catalog ``<catalog_name>``."""
+    from dotjoin.platform.lake.iceberg import spark_catalog_conf
     from dotjoin.services.spark import ensure_jars
 
-    return SparkOptions(jars=ensure_jars(), **overrides)
+    conf = {**spark_catalog_conf(settings), **overrides.pop("conf", {})}
+    return SparkOptions(jars=ensure_jars(), conf=conf, **overrides)
 
 
 def run_spark(
@@ -311,6 +327,7 @@ def run_spark(
     rules_path: Path | None = None,
     topic: str = TOPIC_PAYMENTS,
     table: str = ALERTS_TABLE,
+    lake_table: str | None = LAKE_ALERTS_TABLE,
     checkpoint: Path | None = None,
     trigger: Trigger = "available_now",
     max_s: float | None = None,
@@ -326,6 +343,8 @@ def run_spark(
         rules_path: the rules file; None: the shipped rules.
         topic: the payments topic (keyed by card id).
         table: the alerts table (upserted by ``event_id``).
+        lake_table: the lake's alerts table (created by PyIceberg, merged into by Spark through the same
+            catalog, ``MERGE INTO`` by ``event_id``); None: no lake sink.
         checkpoint: Spark's checkpoint directory (offsets and per-card state); default under the state dir.
         trigger: ``"available_now"`` (read what is there, then stop) or seconds between micro-batches.
         max_s: stop a ``processingTime`` query after this long (None: until it fails or is stopped).
@@ -344,10 +363,27 @@ def run_spark(
     for name in (topic, TOPIC_ALERTS, topic + ".late", topic + ".dlq"):
         bus.create_topic(name)
     own = engine is None
-    spark = engine or SparkEngine("dotjoin-payments", spark_options(log_file=settings.resolve(SPARK_LOG)))
+    spark = engine or SparkEngine(
+        "dotjoin-payments", spark_options(settings, log_file=settings.resolve(SPARK_LOG))
+    )
     try:
+        lake_write = None
+        if lake_table is not None:
+            catalog = settings.lake.catalog_name
+            if not spark.has_catalog(catalog):
+                raise ConfigError(
+                    f"the Spark session has no catalog {catalog!r} (start it with spark_options)"
+                )
+            lake = AlertLake(settings, lake_table)
+            lake.open()  # creates the table: Spark merges into it through the same catalog rows
+            lake.close()
+            target = f"{catalog}.{lake_table}"
+
+            def lake_write(alerts: pa.Table) -> None:
+                spark.merge(target, alerts, key=["event_id"])
+
         with open_warehouse(settings) as wh, bus.producer() as producer:
-            sink = AlertSink(wh, bus, producer, topic=topic, table=table)
+            sink = AlertSink(wh, bus, producer, topic=topic, table=table, lake_write=lake_write)
             sink.stats.start_s = spark.start_s if own else 0.0
             began = time.monotonic()
             handle: StreamHandle = spark.keyed_kafka_stream(
@@ -397,4 +433,5 @@ def detect_spark(
         run.metric("spark_start_s", round(stats.start_s, 1))
         run.metric("query_s", round(stats.run_s, 1))
         run.output(ALERTS_TABLE, rows=stats.alerts)
+        run.output(LAKE_ALERTS_TABLE, rows=stats.alerts)
     return run.report

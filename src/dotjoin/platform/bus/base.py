@@ -66,6 +66,10 @@ class Consumer(ABC):
     def commit(self, messages: Sequence[Message]) -> None:
         """Commit the group's offsets past ``messages`` (call after the sink write)."""
 
+    def lag(self) -> int | None:
+        """Messages in this consumer's partitions not yet delivered to it (None: not known)."""
+        return None
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -377,6 +377,9 @@ class EmbeddedConsumer(Consumer):
                 )
             claim.commit(offsets)
 
+    def lag(self) -> int | None:
+        return sum(r.lag() for c in self._claims.values() for r in c.readers)
+
     def close(self) -> None:
         if self._closed:
             return

@@ -267,6 +267,7 @@ class PartitionReader:
         self.rec_offset = 0
         self.marks: list[tuple[int, int]] = []  # (offset, position) batch boundaries read so far
         self._warned_at = -1
+        self._tail = (0, 0)  # (position, next offset) after the last batch :meth:`lag` walked to
 
     def seek(self, offset: int, pos: int | None) -> None:
         """Resume at ``offset``; ``pos`` is a batch boundary at or before it when known."""
@@ -281,6 +282,7 @@ class PartitionReader:
         self.skip_below = offset
         self.chunk, self.ci, self.rec_left = b"", 0, 0
         self.marks = [(self.expected, self.pos)] if self.expected is not None else []
+        self._tail = (self.pos, self.expected or 0)
 
     def position_for(self, offset: int) -> int | None:
         """A batch boundary at or before ``offset`` among those read, or None."""
@@ -365,6 +367,20 @@ class PartitionReader:
                 offset += 1
             self.rec_i, self.rec_offset = i, offset
             self.rec_left -= n
+
+    def lag(self) -> int:
+        """Records written after the next one to deliver: walks the batch headers past the last walk."""
+        if self.expected is None:
+            return 0
+        if self._tail[0] < self.pos:
+            self._tail = (self.pos, self.expected)
+        pos, end = self._tail
+        size = os.fstat(self.fd).st_size
+        while (found := batch_at(self.fd, pos, size)) is not None:
+            base, count, pos = found
+            end = base + count
+        self._tail = (pos, end)
+        return max(0, end - max(self.expected - self.rec_left, self.skip_below))
 
     def close(self) -> None:
         os.close(self.fd)

@@ -271,6 +271,8 @@ class KafkaConsumer(Consumer):
 
     def __init__(self, config: dict[str, Any], topics: Sequence[str]) -> None:
         self._group = str(config["group.id"])
+        self._lag: int | None = None
+        self._lag_at = -1.0
         self._consumer = _RawConsumer(config)
         self._consumer.subscribe(list(topics))
         self._closed = False
@@ -345,6 +347,29 @@ class KafkaConsumer(Consumer):
         for tp in result or []:
             if tp.error is not None:
                 raise translate(tp.error, f"committing {tp.topic}[{tp.partition}] for group {self._group}")
+
+    def lag(self) -> int | None:
+        """High watermark minus position, summed over the assigned partitions (a partition not read yet
+        counts from its committed offset, else from its low watermark). The watermarks are asked of
+        the broker, so the answer is cached for a second."""
+        now = time.monotonic()
+        if now - self._lag_at < 1.0:
+            return self._lag
+        try:
+            positions = self._consumer.position(self._consumer.assignment())
+            unread = [tp for tp in positions if tp.offset < 0]
+            committed = {
+                (tp.topic, tp.partition): tp.offset for tp in self._consumer.committed(unread, timeout=5)
+            }
+            total = 0
+            for tp in positions:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=5)
+                at = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+                total += max(0, high - (at if at >= 0 else low))
+        except KafkaException:
+            return None
+        self._lag, self._lag_at = total, now
+        return total
 
     def close(self) -> None:
         if not self._closed:

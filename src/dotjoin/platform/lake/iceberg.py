@@ -108,6 +108,36 @@ def catalog_uri(settings: Settings) -> str:
     return f"sqlite:///{db}"
 
 
+def spark_catalog_conf(settings: Settings) -> dict[str, str]:
+    """Spark conf for the lake's catalog as Spark catalog ``<catalog_name>`` (Iceberg's ``JdbcCatalog``
+    on the rows PyIceberg writes: same catalog name, schema V1), with Iceberg's SQL extensions (MERGE).
+
+    It holds the PostgreSQL password (stack): pass it to Spark, never log it. The JDBC drivers come with
+    the Spark jars (``services/spark/pom.xml``).
+    """
+    name = settings.lake.catalog_name
+    prefix = f"spark.sql.catalog.{name}"
+    root = settings.lake.root
+    warehouse = root if is_remote(root) else settings.resolve(root.removeprefix("file://")).absolute().as_uri()
+    conf = {
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.type": "jdbc",
+        f"{prefix}.warehouse": warehouse,
+        f"{prefix}.jdbc.schema-version": "V1",
+    }
+    if settings.lake.catalog == "postgres":
+        pg = settings.postgres
+        conf[f"{prefix}.uri"] = f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.dbname}"
+        conf[f"{prefix}.jdbc.user"] = pg.user
+        if pg.password is not None:
+            conf[f"{prefix}.jdbc.password"] = pg.password.get_secret_value()
+    else:
+        path = catalog_uri(settings).removeprefix("sqlite:///")  # an absolute path
+        conf[f"{prefix}.uri"] = f"jdbc:sqlite:{path}"
+    return conf
+
+
 class IcebergLake(Lake):
     """Zones and Iceberg tables under one root, catalogued in a SQL database.
 
