@@ -134,9 +134,11 @@ def detect(
     idle_s: float | None = None,
     max_s: float | None = None,
     metrics_port: int | None = None,
+    checkpoint: Path | None = None,
 ) -> RunReport:
     """Run the embedded runner on the profile's bus until the topic is idle ``idle_s`` (or ``max_s``);
-    with ``metrics_port``, Prometheus metrics on http://127.0.0.1:<port>/metrics meanwhile."""
+    with ``metrics_port``, Prometheus metrics on http://127.0.0.1:<port>/metrics meanwhile.
+    ``checkpoint``: the runner's state directory (default ``<state>/payments/checkpoint``)."""
     models = None if rules_only else FraudModels.load(models_path or default_models(settings))
     detector = Detector(reference.merchants, load_rules(rules_path), models, usd_rates=reference.usd_rates)
     with start_run("payments_detect", settings, params={"rules_only": rules_only}) as run:
@@ -146,8 +148,9 @@ def detect(
             if metrics_port is not None:
                 start_http_server(metrics_port, addr="127.0.0.1", registry=monitor.registry)
             lake = AlertLake(settings)
-            runner = Runner(bus, wh, detector, checkpoint=settings.resolve(CHECKPOINT_DIR), monitor=monitor,
-                            lake=lake, labels_topic=TOPIC_LABELS)  # fmt: skip
+            state = checkpoint or settings.resolve(CHECKPOINT_DIR)
+            runner = Runner(bus, wh, detector, checkpoint=state, monitor=monitor, lake=lake,
+                            labels_topic=TOPIC_LABELS)  # fmt: skip
             try:
                 stats = runner.run(idle_s=idle_s, max_s=max_s)
             finally:

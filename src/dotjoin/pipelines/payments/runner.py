@@ -205,6 +205,7 @@ class Runner:
             contextlib.ExitStack() as stack,
         ):
             labels = None
+            label_marks: dict[tuple[str, int], Message] = {}
             if self.labels_topic is not None and self.monitor is not None:
                 labels = stack.enter_context(self.bus.consumer(self.group + "-labels", [self.labels_topic]))
             while True:
@@ -214,7 +215,9 @@ class Runner:
                 if idle_s is not None and now - last_message >= idle_s:
                     break
                 if labels is not None and self.monitor is not None:
-                    self.monitor.labels([m.value for m in labels.consume(2000, timeout=0)])
+                    got = labels.consume(2000, timeout=0)
+                    self.monitor.labels([m.value for m in got])
+                    label_marks.update(((m.topic, m.partition), m) for m in got)
                 messages = consumer.consume(500, timeout=0.1)
                 if messages:
                     last_message = time.monotonic()
@@ -227,6 +230,9 @@ class Runner:
                 if pending and due and self._child is None:
                     self._checkpoint(consumer, producer, list(pending.values()))
                     pending, last_checkpoint = {}, time.monotonic()
+                    if labels is not None and label_marks:  # the monitor's input: at most once is enough
+                        labels.commit(list(label_marks.values()))
+                        label_marks = {}
             self._reap(consumer, wait=True)
             if pending:
                 self._checkpoint(consumer, producer, list(pending.values()), background=False)
