@@ -152,6 +152,9 @@ class Runner:
         lake: the lake's alert table (optional), written at each checkpoint by the checkpoint writer —
             before the checkpoint itself, so the lake holds every alert below the committed offsets.
         labels_topic: the ground-truth labels (optional): the monitor's precision and recall.
+        batch_size: most messages per batch. A consume returns what is there, so batches are small
+            while the runner keeps up and grow with a backlog, where the per-batch costs (one model
+            call, one warehouse statement) are shared by more events.
     """
 
     def __init__(
@@ -168,10 +171,11 @@ class Runner:
         table: str = ALERTS_TABLE,
         lake: AlertLake | None = None,
         labels_topic: str | None = None,
+        batch_size: int = 2000,
     ) -> None:
         self.bus, self.wh, self.checkpoint, self.checkpoint_s = bus, warehouse, checkpoint, checkpoint_s
         self.group, self.monitor, self.topic, self.table = group, monitor, topic, table
-        self.lake, self.labels_topic = lake, labels_topic
+        self.lake, self.labels_topic, self.batch_size = lake, labels_topic, batch_size
         self._lake_pending: list[Alert] = []  # alerts not yet in the lake (the next checkpoint writes them)
         self.store = CheckpointStore(checkpoint)
         self.detector = detector
@@ -218,7 +222,7 @@ class Runner:
                     got = labels.consume(2000, timeout=0)
                     self.monitor.labels([m.value for m in got])
                     label_marks.update(((m.topic, m.partition), m) for m in got)
-                messages = consumer.consume(500, timeout=0.1)
+                messages = consumer.consume(self.batch_size, timeout=0.1)
                 if messages:
                     last_message = time.monotonic()
                     self._batch(messages, producer, consumer)

@@ -62,12 +62,13 @@ def alerts_ddl(table: str = ALERTS_TABLE) -> str:
 
 
 _UPSERT = (
-    "INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    "INSERT INTO {table} VALUES {rows}"
     " ON CONFLICT (event_id) DO UPDATE"
     " SET card_id = excluded.card_id, merchant_id = excluded.merchant_id, event_time = excluded.event_time,"
     " amount = excluded.amount, score = excluded.score, anomaly = excluded.anomaly, rules = excluded.rules,"
     " models = excluded.models, explanation = excluded.explanation"
 )
+_UPSERT_ROWS = 500  # rows per statement (5,000 parameters)
 
 
 def _row(a: Alert) -> tuple[object, ...]:
@@ -76,12 +77,18 @@ def _row(a: Alert) -> tuple[object, ...]:
 
 
 def write_alerts(wh: Warehouse, alerts: Sequence[Alert], table: str = ALERTS_TABLE) -> None:
-    """Upsert alerts by event id, one parameterised statement each (a batch has a handful: the bulk
-    path's staging table cost ~37 ms a batch)."""
-    upsert = _UPSERT.format(table=table)
+    """Upsert alerts by event id: one parameterised multi-row statement per 500 alerts (one statement
+    per alert cost DuckDB ~5 ms each — a quarter of the runner's time at 5,000 events/s)."""
+    rows = [_row(a) for a in {a.event_id: a for a in alerts}.values()]  # one row per key per statement
+    width = len(ALERTS_SCHEMA)
     with wh.transaction():
-        for a in alerts:
-            wh.execute(upsert, list(_row(a)))
+        for i in range(0, len(rows), _UPSERT_ROWS):
+            chunk = rows[i : i + _UPSERT_ROWS]
+            values = ", ".join(
+                "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
+                for r in range(len(chunk))
+            )
+            wh.execute(_UPSERT.format(table=table, rows=values), [v for row in chunk for v in row])
 
 
 def alert_message(alert: Alert) -> bytes:
