@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +39,7 @@ from dotjoin.platform.spark import SparkEngine
 from dotjoin.platform.warehouse import open_warehouse
 from dotjoin.simulate.payments.output import write_log
 from dotjoin.simulate.payments.stream import Emitted, generate
-from tests.conftest import REQUIRE_SERVICES
+from tests.conftest import REPO_ROOT, REQUIRE_SERVICES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.spark, pytest.mark.slow]
 
@@ -224,3 +227,40 @@ def test_a_restart_from_the_spark_checkpoint_continues_each_cards_state(
     want = _rows(recorded.expected["rules"].alerts)
     assert _stored(stack, table) == want
     assert _in_lake(stack, table) == want  # the replayed batch merged, not appended twice
+
+
+def test_sigkill_of_the_spark_process_mid_stream_and_a_restart_equal_a_clean_run(
+    stack: Settings, topic: str, recorded: Recorded, tmp_path: Path
+) -> None:
+    """The Spark driver (and its JVM) killed with SIGKILL between micro-batches — or inside one —, then
+    started again on the same checkpoint: the warehouse and the lake hold exactly the replay's alerts."""
+    table = f"{topic}_spark"
+    log = recorded.directory / "log"
+    cmd = [
+        sys.executable, str(Path(__file__).with_name("payments_spark_worker.py")), "--cwd", str(REPO_ROOT),
+        "--topic", topic, "--table", table, "--lake-table", f"curated.{table}",
+        "--checkpoint", str(tmp_path / "spark"), "--merchants", str(log / "merchants.csv"),
+        "--fx", str(log / "fx_rates.csv"),
+    ]  # fmt: skip
+    _send(stack, topic, recorded.messages)
+    live = subprocess.Popen([*cmd, "--every", "0.5", "--max-offsets", "1500"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while live.poll() is None and time.monotonic() < deadline:
+            with open_warehouse(stack) as wh:
+                if wh.table_exists(table) and wh.scalar(f"SELECT count(*) FROM {table}") > 0:
+                    break
+            time.sleep(0.5)
+        assert live.poll() is None, live.stderr.read().decode()[-2000:] if live.stderr else ""
+        time.sleep(1.0)  # a batch or two further: the kill lands wherever it lands
+    finally:
+        os.killpg(live.pid, signal.SIGKILL)  # the driver and its JVM
+        live.wait(timeout=30)
+    partial = _stored(stack, table)
+    want = _rows(recorded.expected["rules"].alerts)
+    assert 0 < len(partial) < len(want), "the kill must land mid-stream"
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert _stored(stack, table) == want
+    assert _in_lake(stack, table) == want
