@@ -108,7 +108,9 @@ def test_dashboard_shape(dashboard: dict[str, Any]) -> None:
             continue
         assert panel["type"] in required, panel["title"]
         assert panel["title"] and panel["datasource"] == DS, panel["title"]
-        assert panel["fieldConfig"]["defaults"]["unit"] in {"s", "ops", "short"}, panel["title"]
+        assert panel["fieldConfig"]["defaults"]["unit"] in {"s", "ops", "short", "percentunit"}, panel[
+            "title"
+        ]
         targets = panel["targets"]
         assert targets, panel["title"]
         assert len({t["refId"] for t in targets}) == len(targets), panel["title"]
