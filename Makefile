@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-unit test-airflow lint typecheck services services-down services-status lock bench clean \
-	airflow airflow-lock spark
+	airflow airflow-lock spark quix quix-lock
 
 venv: $(STAMP)
 
@@ -34,6 +34,21 @@ $(AIRFLOW_STAMP): requirements/airflow.lock pyproject.toml
 	$(AIRFLOW_BIN)/uv pip sync -q --python $(AIRFLOW_BIN)/python requirements/airflow.lock
 	$(AIRFLOW_BIN)/uv pip install -q --python $(AIRFLOW_BIN)/python --no-deps -e .
 	touch $(AIRFLOW_STAMP)
+
+# Quix Streams in its own virtualenv (it pins confluent-kafka < 2.13 and an older pydantic): the peer of
+# benchmarks/payments_stream.py, from the committed lock requirements/quix.lock. No dotjoin in it.
+QUIX_PYTHON ?= python3.11
+QUIX_VENV := .venv-quix
+QUIX_BIN := $(QUIX_VENV)/bin
+QUIX_STAMP := $(QUIX_VENV)/.installed
+
+quix: $(QUIX_STAMP)
+
+$(QUIX_STAMP): requirements/quix.lock
+	test -x $(QUIX_BIN)/python || $(QUIX_PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(QUIX_BIN)/uv pip sync -q --python $(QUIX_BIN)/python requirements/quix.lock
+	touch $(QUIX_STAMP)
 
 # The Spark runtime's connector jars (Kafka source, Iceberg) from services/spark/pom.xml into
 # services/.build/spark/jars, with Maven; again only when the pom changes (Spark itself is pyspark).
@@ -85,6 +100,10 @@ lock: venv
 airflow-lock: venv
 	$(BIN)/uv pip compile -q pyproject.toml requirements/airflow.in --extra postgres --extra dbt \
 		-c requirements/dev.lock --python-version 3.11 -o requirements/airflow.lock
+
+# Re-resolve the Quix venv's lock.
+quix-lock: venv
+	$(BIN)/uv pip compile -q requirements/quix.txt --python-version 3.11 -o requirements/quix.lock
 
 # The baselines' clients of the bench extra (DuckDB's postgres extension, ADBC) go next to the lock.
 BENCH_TOOLS := duckdb-extension-postgres-scanner==1.5.5 adbc-driver-postgresql==1.13.0
