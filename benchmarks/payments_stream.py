@@ -108,7 +108,8 @@ KEPT_UP_S = {"spark": 2.0}  # drain allowance; 1 s for the others
 P99_TARGET_MS = {"embedded": 250.0, "embedded-rules": 250.0, "quix": 250.0, "spark": 2000.0}
 SPARK_TRIGGER_S = 0.5
 READY_TIMEOUT_S = 120.0
-ADMIN = {"bootstrap.servers": KAFKA, "log_level": 4}  # librdkafka's info lines (queue purges) left out
+# librdkafka without its info lines (queue purges) on the admin clients
+ADMIN: dict[str, str | int | float | bool] = {"bootstrap.servers": KAFKA, "log_level": 4}
 
 PRODUCER = textwrap.dedent("""
     import json, pickle, sys, time
@@ -554,12 +555,13 @@ def _read_quix_alerts(topic: str) -> dict[str, float]:
     deadline = time.monotonic() + 60
     while left and time.monotonic() < deadline:
         for m in consumer.consume(5000, timeout=0.5):
-            if m.error():
+            value, partition, offset = m.value(), m.partition(), m.offset()
+            if m.error() or value is None or partition is None or offset is None:
                 continue
-            a = json.loads(m.value())
+            a = json.loads(value)
             latency.setdefault(a["event_id"], a["alerted_ms"] - a["sent_ms"])
-            if m.offset() + 1 >= left.get(m.partition(), 0):
-                left.pop(m.partition(), None)
+            if offset + 1 >= left.get(partition, 0):
+                left.pop(partition, None)
     consumer.close()
     return latency
 
@@ -640,6 +642,13 @@ def agreement(results: dict[str, list[Measured]]) -> None:
               f"{len(q.two_rule_ids - e.two_rule_ids):,} only quix")  # fmt: skip
 
 
+def _none_text(runtime: str, runs: list[Measured], limit: float) -> str:
+    """What a runtime did when no rate met the condition: its best kept-up rate, if any (measured)."""
+    kept = best(runs, float("inf"))
+    also = f"; highest kept up: {kept.sustained:,.0f} events/s at p99 {kept.p(99):,.0f} ms" if kept else ""
+    return f"{runtime}: no rate kept up at p99 <= {limit:,.0f} ms{also}"
+
+
 def headlines(results: dict[str, list[Measured]]) -> None:
     for runtime, floor in (("embedded", 20_000), ("spark", 20_000)):
         if runtime not in results:
@@ -647,22 +656,22 @@ def headlines(results: dict[str, list[Measured]]) -> None:
         limit = P99_TARGET_MS[runtime]
         b = best(results[runtime], limit)
         if b is None:
-            headline("payments_stream", f"{runtime}: no rate kept up at p99 <= {limit:,.0f} ms")
-        else:
-            target = f"target >= {floor:,} at <= {limit:,.0f} ms: {verdict(b.sustained >= floor)}"
-            headline(
-                "payments_stream",
-                f"{runtime} sustained {b.sustained:,.0f} events/s at p99 {b.p(99):,.0f} ms ({target})",
-            )
+            headline("payments_stream", _none_text(runtime, results[runtime], limit))
+            continue
+        target = f"target >= {floor:,} at <= {limit:,.0f} ms: {verdict(b.sustained >= floor)}"
+        measured = f"{runtime} sustained {b.sustained:,.0f} events/s at p99 {b.p(99):,.0f} ms"
+        headline("payments_stream", f"{measured} ({target})")
     if "embedded-rules" in results and "quix" in results:
+        ours, theirs = results["embedded-rules"], results["quix"]
         limit = P99_TARGET_MS["quix"]
-        e, q = best(results["embedded-rules"], limit), best(results["quix"], limit)
+        e, q = best(ours, limit), best(theirs, limit)
         if e is None or q is None:
-            who = "embedded-rules" if e is None else "quix"
-            headline("payments_stream", f"embedded-rules vs quix: {who} kept up at no rate at p99 <= 250 ms")
+            who, runs = ("embedded-rules", ours) if e is None else ("quix", theirs)
+            headline("payments_stream", "embedded-rules vs quix: " + _none_text(who, runs, limit))
             return
         ratio = e.sustained / q.sustained
-        capped = " (both kept up at the top rate: offer more to separate them)" if e.rate == q.rate else ""
+        top = max(r.rate for r in ours)
+        capped = " (both kept up at the top rate: offer more)" if e.rate == q.rate == top else ""
         headline("payments_stream",
                  f"embedded-rules {e.sustained:,.0f} events/s (p99 {e.p(99):,.0f} ms) vs quix "
                  f"{q.sustained:,.0f} events/s (p99 {q.p(99):,.0f} ms), both at p99 <= 250 ms: {ratio:.2f}x "
