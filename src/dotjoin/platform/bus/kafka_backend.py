@@ -271,8 +271,7 @@ class KafkaConsumer(Consumer):
 
     def __init__(self, config: dict[str, Any], topics: Sequence[str]) -> None:
         self._group = str(config["group.id"])
-        self._lag: int | None = None
-        self._lag_at = -1.0
+        self._starts: dict[tuple[str, int], int] = {}  # committed offsets of partitions not read yet
         self._consumer = _RawConsumer(config)
         self._consumer.subscribe(list(topics))
         self._closed = False
@@ -309,8 +308,15 @@ class KafkaConsumer(Consumer):
         raise translate(error, f"consuming for group {self._group}")
 
     def consume(self, max_messages: int = 500, timeout: float = 1.0) -> list[Message]:
+        """What is fetched already (up to ``max_messages``) at once; else the first message to arrive
+        within ``timeout`` and what came with it. (librdkafka's own ``consume`` waits for all
+        ``max_messages`` or the whole timeout: a latency floor of ``timeout`` on a live stream.)"""
         try:
-            raw = self._consumer.consume(num_messages=max_messages, timeout=timeout)
+            raw = self._consumer.consume(num_messages=max_messages, timeout=0)
+            if not raw:
+                raw = self._consumer.consume(num_messages=1, timeout=timeout)
+                if raw and max_messages > 1:
+                    raw += self._consumer.consume(num_messages=max_messages - 1, timeout=0)
         except KafkaException as exc:
             raise translate(_error_of(exc), f"consuming for group {self._group}") from exc
         return self._convert(raw) if raw else []
@@ -349,26 +355,27 @@ class KafkaConsumer(Consumer):
                 raise translate(tp.error, f"committing {tp.topic}[{tp.partition}] for group {self._group}")
 
     def lag(self) -> int | None:
-        """High watermark minus position, summed over the assigned partitions (a partition not read yet
-        counts from its committed offset, else from its low watermark). The watermarks are asked of
-        the broker, so the answer is cached for a second."""
-        now = time.monotonic()
-        if now - self._lag_at < 1.0:
-            return self._lag
+        """High watermark minus position, summed over the assigned partitions, from the watermarks
+        librdkafka keeps from its fetch responses (asking the broker waits behind the fetch long-poll:
+        ~0.5 s a partition when caught up). A partition nothing was read from yet counts from the
+        group's committed offset (asked once), else from its low watermark; one not fetched yet, 0."""
         try:
             positions = self._consumer.position(self._consumer.assignment())
-            unread = [tp for tp in positions if tp.offset < 0]
-            committed = {
-                (tp.topic, tp.partition): tp.offset for tp in self._consumer.committed(unread, timeout=5)
-            }
+            unread = [
+                tp for tp in positions if tp.offset < 0 and (tp.topic, tp.partition) not in self._starts
+            ]
+            if unread:
+                for tp in self._consumer.committed(unread, timeout=5):
+                    self._starts[(tp.topic, tp.partition)] = tp.offset
             total = 0
             for tp in positions:
-                low, high = self._consumer.get_watermark_offsets(tp, timeout=5)
-                at = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
-                total += max(0, high - (at if at >= 0 else low))
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    continue
+                at = tp.offset if tp.offset >= 0 else self._starts.get((tp.topic, tp.partition), -1)
+                total += max(0, high - (at if at >= 0 else max(low, 0)))
         except KafkaException:
             return None
-        self._lag, self._lag_at = total, now
         return total
 
     def close(self) -> None:
