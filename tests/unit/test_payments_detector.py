@@ -200,10 +200,29 @@ def test_training_on_one_day_and_scoring_the_next_beats_the_rules_alone(
     assert rules_only.quality is not None and both.quality is not None
     assert both.quality.auc is not None and both.quality.auc > 0.95
     r, m = rules_only.quality, both.quality
-    assert m.recall > 0.85 > r.recall and m.precision > 0.75  # 4-minute runs: small samples
+    # 4-minute runs, one day of history: small samples (the measured figures: docs/pipelines/payments-fraud.md)
+    assert m.recall > 0.7 > r.recall and m.precision > 0.85
     assert f1(m.precision, m.recall) > f1(r.precision, r.recall)
     assert m.recall_by_typology["stealthy"] > r.recall_by_typology["stealthy"] == 0.0  # the model's catch
     assert all(a.explanation for a in both.alerts)
+
+
+def test_a_warm_up_leaves_the_state_a_run_over_both_streams_leaves(recorded: Path, tmp_path: Path) -> None:
+    earlier_dir = tmp_path / "earlier"
+    write_log(generate(seed=5, eps=200, duration_s=120, start=datetime(2026, 11, 1, tzinfo=UTC)), earlier_dir)
+    earlier = read_recorded(earlier_dir / "events.jsonl")
+    later = read_recorded(recorded / "events.jsonl")
+    ref = Reference.read(recorded / "merchants.csv", recorded / "fx_rates.csv")
+    # The independent truth: one detector over both streams in order; the later stream's alerts.
+    both = read_recorded(earlier_dir / "events.jsonl")
+    both.payments += later.payments
+    later_ids = {p.event_id for p in later.payments}
+    whole = [a for a in replay(both, ref, load_rules(), None).alerts if a.event_id in later_ids]
+    warmed = replay(later, ref, load_rules(), None, warm_up=earlier)
+    assert warmed.alerts == whole and whole
+    assert warmed.counters.scored + warmed.counters.late + warmed.counters.duplicates == len(later.payments)
+    cold = replay(later, ref, load_rules(), None)
+    assert cold.alerts != warmed.alerts  # the state matters: the warm-up is not a no-op
 
 
 def test_a_labelled_csv_history_is_read_through_the_platform_reader(recorded: Path, tmp_path: Path) -> None:

@@ -178,17 +178,26 @@ def replay(
     alerts: Annotated[
         Path | None, typer.Option("--alerts", help="Write the alerts here (JSON lines).")
     ] = None,
+    warm_up: Annotated[
+        Path | None,
+        typer.Option(
+            "--warm-up",
+            help="An earlier stream (e.g. the training history) that builds the per-card state first, "
+            "as a detector that ran over it holds; nothing of it is scored.",
+        ),
+    ] = None,
     output: OutputOption = "table",
 ) -> None:
     """Score a recorded stream; with labels, report precision, recall, AUC, precision@k per typology.
 
-    Example: dotjoin payments replay pay/events.jsonl --labels pay/labels.jsonl --merchants pay/merchants.csv
+    Example: dotjoin payments replay pay/live/events.jsonl --labels pay/live/labels.jsonl
+    --merchants pay/live/merchants.csv --warm-up pay/hist/events.jsonl
     """
     from dotjoin.pipelines.payments.pipeline import replay_file
 
     report, _ = replay_file(
         _settings(), events, reference=_reference(merchants, fx), labels=labels, models_path=models,
-        rules_path=rules, rules_only=rules_only, alerts_out=alerts,
+        rules_path=rules, rules_only=rules_only, alerts_out=alerts, warm_up=warm_up,
     )  # fmt: skip
     emit_report(report, output, _replay_summary)
 

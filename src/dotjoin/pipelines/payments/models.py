@@ -3,8 +3,10 @@
 Both score the feature rows of :mod:`.features` (computed before each event joins the state, so a
 model trained on replayed history has no look-ahead). Training splits on time: the latest
 ``validation_share`` of the history validates, nothing of it is fitted. The classifier's threshold is
-the lowest probability whose validation precision reaches ``min_precision``; the forest's, the score
-its validation normal rows exceed at ``anomaly_rate``.
+the lowest probability whose validation precision reaches ``min_precision`` (0.95: the rules and the
+forest add false positives of their own, and the next day is not the validation day — at 0.90 the
+detector's alerts as a whole scored precision 0.87 on the next day, at 0.95 about 0.93); the forest's,
+the score its validation normal rows exceed at ``anomaly_rate``.
 
 Explanations: the features whose replacement by the training median lowers the score most (a
 perturbation attribution: model-agnostic, exact for the row, cheap because only alerts are explained).
@@ -139,7 +141,7 @@ def train(
     event_ms: np.ndarray,
     *,
     validation_share: float = 0.2,
-    min_precision: float = 0.9,
+    min_precision: float = 0.95,
     anomaly_rate: float = 0.0002,
     seed: int = 0,
     category_usd: dict[str, float] | None = None,
@@ -161,7 +163,14 @@ def train(
     fit_x, fit_y, val_x, val_y = rows[:cut], labels[:cut], rows[cut:], labels[cut:]
     if fit_y.sum() < 5:
         raise DataError(f"only {int(fit_y.sum())} fraud events before the time split: too few to learn from")
-    classifier = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
+    # 100 trees of up to 127 leaves, all of them (no early stopping). Measured on three simulated days
+    # (900,000 rows), scoring the next day: scikit-learn's defaults stopped early at 42 trees of 31
+    # leaves (P 0.866 / R 0.965 at threshold 0.3, 2.3 µs a row); these give P 0.927 / R 0.984 at 4.7 µs a
+    # row; 400 trees of 63 leaves at learning rate 0.05 no better, at 17.5 µs.
+    classifier = HistGradientBoostingClassifier(
+        max_iter=100, learning_rate=0.1, max_leaf_nodes=127, l2_regularization=1.0, early_stopping=False,
+        random_state=seed,
+    )  # fmt: skip
     classifier.fit(fit_x, fit_y)
     forest = IsolationForest(n_estimators=50, random_state=seed).fit(fit_x[fit_y == 0])
     prob = classifier.predict_proba(val_x)[:, 1]

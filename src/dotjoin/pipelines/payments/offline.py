@@ -89,10 +89,20 @@ def replay(
     models: FraudModels | None,
     *,
     allowed_lateness_ms: int | None = None,
+    warm_up: History | None = None,
 ) -> Replay:
-    """Run the history through a fresh detector; with labels, score the alerts against them."""
+    """Run the history through a detector; with labels, score the alerts against them.
+
+    ``warm_up``: an earlier stream whose events build the detector's state first (features only,
+    nothing scored or counted) — what a live detector that ran over it holds in its checkpoint.
+    Without it the detector starts empty, as on its first day.
+    """
     kwargs = {} if allowed_lateness_ms is None else {"allowed_lateness_ms": allowed_lateness_ms}
     detector = Detector(reference.merchants, rules, models, usd_rates=reference.usd_rates, **kwargs)
+    if warm_up is not None:
+        for start in range(0, len(warm_up.payments), BATCH):
+            detector.features(warm_up.payments[start : start + BATCH])
+        detector.counters = Counters()
     out = Replay(dead_letters=list(history.rejected))
     payments = history.payments
     began = time.perf_counter()

@@ -92,13 +92,17 @@ def replay_file(
     rules_path: Path | None = None,
     rules_only: bool = False,
     alerts_out: Path | None = None,
+    warm_up: Path | None = None,
 ) -> tuple[RunReport, Replay]:
-    """Score a recorded stream with the trained models (unless ``rules_only``) and the rules."""
+    """Score a recorded stream with the trained models (unless ``rules_only``) and the rules; with
+    ``warm_up``, from the detector state an earlier stream leaves (see :func:`.offline.replay`)."""
     models = None if rules_only else FraudModels.load(models_path or default_models(settings))
-    params = {"input": str(path), "rules_only": rules_only, "labels": str(labels) if labels else None}
+    params = {"input": str(path), "rules_only": rules_only, "labels": str(labels) if labels else None,
+              "warm_up": str(warm_up) if warm_up else None}  # fmt: skip
     with start_run("payments_replay", settings, params=params) as run:
         history = _history(path, labels)
-        out = replay(history, reference, load_rules(rules_path), models)
+        earlier = _history(warm_up, None) if warm_up is not None else None
+        out = replay(history, reference, load_rules(rules_path), models, warm_up=earlier)
         c = out.counters
         run.count(input=c.scored + c.late + c.duplicates + len(out.dead_letters), output=c.scored + c.late,
                   quarantined=len(out.dead_letters), duplicates=c.duplicates)  # fmt: skip
