@@ -45,8 +45,9 @@ The runtimes (each processes every message once; one repeat per rate for all):
   4 rules and 23 features) and writes no warehouse: the comparison favours Quix. Its alerts are checked
   against ``embedded-rules``' alerts of the same two rules on the same messages.
 
-Differences that show in the figures: Quix polls one message at a time; the runner consumes batches of
-up to 500 messages waiting at most 0.1 s for them, so at low rates its latency includes that wait.
+Differences that show in the figures: Quix polls one message at a time; the runner takes what the
+consumer has fetched, up to 2,000 messages a batch (one model call and one warehouse statement each),
+so its batches grow with a backlog.
 The runner and ``run_spark`` also send their alert messages to the shared ``alerts`` topic (neither
 takes another name); only the payments topics are the benchmark's own.
 

@@ -142,8 +142,9 @@ def _payments(settings: Settings, scratch: Path) -> RunReport:
                       models_path=scratch / "models.pickle")  # fmt: skip
     with open_bus(settings).producer() as producer:
         produce(generate(seed=7, eps=200, duration_s=120, start=start), producer, eps=0)
+    idle_s = 1.5 if settings.bus.type == "embedded" else 10.0  # a Kafka group's first join takes seconds
     return detect(
-        settings, reference=reference, models_path=models, idle_s=1.5, checkpoint=scratch / "checkpoint"
+        settings, reference=reference, models_path=models, idle_s=idle_s, checkpoint=scratch / "checkpoint"
     )
 
 
