@@ -1,21 +1,23 @@
-"""The embedded streaming runner: ``payments`` → detector → alerts (warehouse, ``alerts`` topic).
+"""The embedded streaming runner: ``payments`` → detector → alerts (warehouse, lake, ``alerts`` topic).
 
 One loop on the bus (the embedded log, or Kafka with a consumer group): consume a batch, parse it
 (contract breaks go to ``payments.dlq`` with the error), score it, route late events to
 ``payments.late``, write alerts. Exactly-once effect across crashes, without transactions on the bus:
 
 1. alerts are upserted into ``payment_alerts`` by ``event_id`` (a replayed batch rewrites the same rows);
-2. every ``checkpoint_s`` the detector's whole state and the next offset of every partition are written
-   atomically to ``checkpoint.pickle`` (write, fsync, rename), and only then are the offsets committed
-   to the bus. The write happens in a forked child (as Redis's BGSAVE does): the fork is a
-   copy-on-write snapshot taken in milliseconds, while pickling 50,000 cards' state takes seconds that
-   would otherwise stop the stream; the offsets are committed when the child has exited cleanly;
+2. every ``checkpoint_s`` the cards changed since the last checkpoint and the next offset of every
+   partition are written atomically (write, fsync, rename; :class:`CheckpointStore`), and only then are
+   the offsets committed to the bus. The write happens in a forked child (as Redis's BGSAVE does): the
+   fork is a copy-on-write snapshot taken in milliseconds, while pickling the state takes long enough
+   to stop the stream; the offsets are committed when the child has exited cleanly. The same child
+   first upserts the alerts raised since the last checkpoint into the lake's table (by ``event_id``),
+   so a saved checkpoint implies the lake has every alert below its offsets;
 3. on start the runner loads the checkpoint and skips re-delivered messages below its offsets (a crash
    between 2's rename and the commit re-delivers them).
 
 So after ``kill -9`` the state is the checkpoint's, the messages after it are re-read, and the alerts
-table ends exactly as an uninterrupted run leaves it. Alert messages on the topic are at-least-once
-(keyed by event id, so a consumer can deduplicate).
+table and the lake end exactly as an uninterrupted run leaves them. Alert messages on the topic are
+at-least-once (keyed by event id, so a consumer can deduplicate).
 """
 
 from __future__ import annotations
