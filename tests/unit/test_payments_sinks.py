@@ -12,6 +12,7 @@ from dotjoin.pipelines.payments.sinks import (
     LAKE_ALERTS_TABLE,
     AlertLake,
     alerts_arrow,
+    alerts_ddl,
     write_alerts,
 )
 from dotjoin.platform.lake import open_lake
