@@ -23,6 +23,7 @@ at-least-once (keyed by event id, so a consumer can deduplicate).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -296,6 +297,11 @@ class Runner:
         base = self.store.advance()
         to_lake = len(self._lake_pending)
         if background and hasattr(os, "fork"):
+            # Everything alive now (the cards' state above all) leaves the cyclic collector's view: its
+            # full collections walked every card's deque and dict — pauses of hundreds of ms in the
+            # loop — and touching them in the child would copy the pages the fork shares. The state
+            # holds no reference cycles; refcounting still frees what is dropped. (Python's gc docs.)
+            gc.freeze()
             pid = os.fork()
             if pid == 0:  # the child: write the snapshot and leave without running any cleanup
                 code = 1
