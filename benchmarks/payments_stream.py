@@ -61,7 +61,6 @@ Usage: .venv/bin/python benchmarks/payments_stream.py [--runtimes embedded,embed
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import pickle
 import signal
@@ -404,32 +403,16 @@ def run_embedded(bench: Bench, rate: float, *, rules_only: bool) -> Measured:
 # -- Spark --------------------------------------------------------------------------------------------
 
 
-def _spark_options(settings: Settings, **kwargs: Any) -> Any:
-    """``spark_options``, whether it takes the settings (its lake catalog) or not."""
-    from dotjoin.pipelines.payments.spark_job import spark_options
-
-    if "settings" in inspect.signature(spark_options).parameters:
-        return spark_options(settings, **kwargs)
-    return spark_options(**kwargs)
-
-
-def _no_lake() -> dict[str, Any]:
-    """``run_spark`` without a lake sink where it has one (the embedded runs write no lake either)."""
-    from dotjoin.pipelines.payments.spark_job import run_spark
-
-    return {"lake_table": None} if "lake_table" in inspect.signature(run_spark).parameters else {}
-
-
 def spark_engine(bench: Bench) -> Any:
     """One Spark session for every rate, started and warmed up (its Python workers) before timing."""
     if bench.spark is None:
-        from dotjoin.pipelines.payments.spark_job import run_spark
+        from dotjoin.pipelines.payments.spark_job import run_spark, spark_options
         from dotjoin.platform.spark import SparkEngine
 
         settings = bench.settings(bench.root / "spark-warmup")
         conf = {"spark.sql.streaming.numRecentProgressUpdates": "100000"}  # keep every batch's report
         t = time.perf_counter()
-        options = _spark_options(settings, log_file=bench.root / "spark.log", conf=conf)
+        options = spark_options(settings, log_file=bench.root / "spark.log", conf=conf)
         bench.spark = SparkEngine("dotjoin-bench-payments", options)
         bus = open_bus(settings)
         topic = new_topic(bus, "spark_warmup", 0)
@@ -439,7 +422,7 @@ def spark_engine(bench: Bench) -> Any:
                 producer.produce(topic, v, key=k)
         run_spark(settings, reference=bench.reference, models_path=bench.models_path, topic=topic,
                   table="bench_alerts", checkpoint=settings.state_dir / "spark", engine=bench.spark,
-                  **_no_lake())  # fmt: skip
+                  lake_table=None)  # fmt: skip
         drop_topics(bench, topic)
         print(f"  Spark session started and warmed up in {time.perf_counter() - t:.0f} s", flush=True)
     return bench.spark
@@ -488,7 +471,7 @@ def run_spark_rate(bench: Bench, rate: float) -> Measured:
     try:
         stats = run_spark(settings, reference=bench.reference, models_path=bench.models_path, topic=topic,
                           table="bench_alerts", checkpoint=where / "spark-checkpoint",
-                          trigger=SPARK_TRIGGER_S, engine=engine, **_no_lake(),
+                          trigger=SPARK_TRIGGER_S, engine=engine, lake_table=None,
                           max_s=READY_TIMEOUT_S + bench.seconds + bench.drain_wait_s + 30)  # fmt: skip
         sender.join(timeout=5)
     finally:
