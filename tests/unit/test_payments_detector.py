@@ -200,7 +200,7 @@ def test_training_on_one_day_and_scoring_the_next_beats_the_rules_alone(
     assert rules_only.quality is not None and both.quality is not None
     assert both.quality.auc is not None and both.quality.auc > 0.95
     r, m = rules_only.quality, both.quality
-    # 4-minute runs, one day of history: small samples (the measured figures: docs/pipelines/payments-fraud.md)
+    # 4-minute runs, one day of history: small samples (measured: docs/pipelines/payments-fraud.md)
     assert m.recall > 0.7 > r.recall and m.precision > 0.85
     assert f1(m.precision, m.recall) > f1(r.precision, r.recall)
     assert m.recall_by_typology["stealthy"] > r.recall_by_typology["stealthy"] == 0.0  # the model's catch

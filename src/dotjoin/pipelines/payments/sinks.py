@@ -98,8 +98,8 @@ def alert_message(alert: Alert) -> bytes:
 
 def alerts_arrow(alerts: Sequence[Alert]) -> pa.Table:
     """The alerts as an Arrow table of :data:`ALERTS_SCHEMA`, one row per event id (the last wins)."""
-    last = {a.event_id: a for a in alerts}
-    columns = list(zip(*(_row(a) for a in last.values()), strict=True)) if last else [[]] * len(ALERTS_SCHEMA)
+    rows = [_row(a) for a in {a.event_id: a for a in alerts}.values()]
+    columns: list[Sequence[object]] = [[r[i] for r in rows] for i in range(len(ALERTS_SCHEMA))]
     return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, ALERTS_SCHEMA, strict=True)],
                                 schema=ALERTS_SCHEMA)  # fmt: skip
 

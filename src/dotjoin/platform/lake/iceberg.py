@@ -118,7 +118,9 @@ def spark_catalog_conf(settings: Settings) -> dict[str, str]:
     name = settings.lake.catalog_name
     prefix = f"spark.sql.catalog.{name}"
     root = settings.lake.root
-    warehouse = root if is_remote(root) else settings.resolve(root.removeprefix("file://")).absolute().as_uri()
+    warehouse = (
+        root if is_remote(root) else settings.resolve(root.removeprefix("file://")).absolute().as_uri()
+    )
     conf = {
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         prefix: "org.apache.iceberg.spark.SparkCatalog",
