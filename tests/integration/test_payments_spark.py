@@ -83,12 +83,19 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, stack_settings: Settings) -> Iterator[SparkEngine]:
+def java() -> None:
+    """Spark needs a JVM: a skip with the reason without one (a failure under DOTJOIN_REQUIRE_SERVICES)."""
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         reason = "Java is not installed (Spark needs Java 17+: apt-get install openjdk-17-jre-headless)"
         if REQUIRE_SERVICES:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def engine(
+    tmp_path_factory: pytest.TempPathFactory, stack_settings: Settings, java: None
+) -> Iterator[SparkEngine]:
     log = tmp_path_factory.mktemp("spark") / "spark.log"
     with SparkEngine("dotjoin-tests", spark_options(stack_settings, log_file=log)) as spark:
         yield spark
@@ -230,7 +237,7 @@ def test_a_restart_from_the_spark_checkpoint_continues_each_cards_state(
 
 
 def test_sigkill_of_the_spark_process_mid_stream_and_a_restart_equal_a_clean_run(
-    stack: Settings, topic: str, recorded: Recorded, tmp_path: Path
+    stack: Settings, topic: str, recorded: Recorded, tmp_path: Path, java: None
 ) -> None:
     """The Spark driver (and its JVM) killed with SIGKILL between micro-batches — or inside one —, then
     started again on the same checkpoint: the warehouse and the lake hold exactly the replay's alerts."""

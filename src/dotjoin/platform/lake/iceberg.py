@@ -92,18 +92,21 @@ def is_remote(root: str) -> bool:
     return bool(_URI.match(root)) and not root.startswith("file://")
 
 
+def lake_root(settings: Settings) -> str:
+    """The lake root of ``settings``: an object-store URI as given, or an absolute local path (a relative
+    root is resolved against ``state_dir``)."""
+    root = settings.lake.root
+    return root if is_remote(root) else str(settings.resolve(root.removeprefix("file://")).absolute())
+
+
 def catalog_uri(settings: Settings) -> str:
     """The SQLAlchemy URI of the Iceberg catalog for ``settings`` (it may hold a password: never log it)."""
     if settings.lake.catalog == "postgres":
         if importlib.util.find_spec("psycopg2") is None:
             raise MissingDependencyError("psycopg2", "postgres")
         return settings.postgres.sqlalchemy_url() + "?connect_timeout=10"
-    root = settings.lake.root
-    if is_remote(root):
-        db = settings.resolve("lake_catalog.db")
-    else:
-        db = settings.resolve(root.removeprefix("file://")) / "catalog.db"
-    db = db.absolute()
+    root = lake_root(settings)
+    db = settings.resolve("lake_catalog.db").absolute() if is_remote(root) else Path(root) / "catalog.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{db}"
 
@@ -117,10 +120,8 @@ def spark_catalog_conf(settings: Settings) -> dict[str, str]:
     """
     name = settings.lake.catalog_name
     prefix = f"spark.sql.catalog.{name}"
-    root = settings.lake.root
-    warehouse = (
-        root if is_remote(root) else settings.resolve(root.removeprefix("file://")).absolute().as_uri()
-    )
+    root = lake_root(settings)
+    warehouse = root if is_remote(root) else Path(root).as_uri()
     conf = {
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         prefix: "org.apache.iceberg.spark.SparkCatalog",
@@ -185,9 +186,7 @@ class IcebergLake(Lake):
     @classmethod
     def from_settings(cls, settings: Settings) -> IcebergLake:
         """Build the lake of ``settings`` (root resolved against ``state_dir``, catalog per profile)."""
-        root = settings.lake.root
-        if not is_remote(root):
-            root = str(settings.resolve(root.removeprefix("file://")).absolute())
+        root = lake_root(settings)
         address = settings.postgres.address if settings.lake.catalog == "postgres" else None
         return cls(
             root=root,
