@@ -394,19 +394,19 @@ _WIRE_DECODER = msgspec.json.Decoder(_WirePayment)
 def parse_payment(value: bytes | str) -> Payment:
     """Decode and check one ``payments`` message; :class:`ContractError` names the first bad field."""
     try:
-        w = _WIRE_DECODER.decode(value)
+        w: _WirePayment | None = _WIRE_DECODER.decode(value)
     except msgspec.DecodeError:  # ValidationError is one: the checks name the field (or accept 1.0)
-        return _parse_checked(value)
-    amount = w.amount
+        w = None
     if (
-        round(amount, 2) != amount
+        w is None
+        or round(w.amount, 2) != w.amount
         or not _is_code(w.currency, 3)
         or not _is_code(w.country, 2)
         or (w.device_id is not None and w.channel != "ecom")
     ):
-        return _parse_checked(value)
+        return _parse_checked(value)  # outside the except: its error does not chain msgspec's
     return Payment(
-        w.event_id, parse_event_time(w.event_time), w.card_id, w.customer_id, w.merchant_id, amount,
+        w.event_id, parse_event_time(w.event_time), w.card_id, w.customer_id, w.merchant_id, w.amount,
         w.currency, w.channel, w.device_id, w.latitude, w.longitude, w.country,
     )  # fmt: skip
 

@@ -26,6 +26,7 @@ from dotjoin.pipelines.payments.rules import Rule
 
 DEFAULT_LATENESS_MS = 120_000
 DEFAULT_RULE_FLOOR = 0.2  # with models, a fired rule alerts from this fraud probability up
+_MODELS = ("classifier", "isolation_forest")  # the names an alert gives the models that flagged it
 
 
 @dataclass(slots=True)
@@ -106,6 +107,7 @@ class Detector:
         self.rule_floor = rule_floor
         self.state = FeatureState(merchants, usd_rates, models.category_usd if models is not None else None)
         self.rules = tuple(rules)
+        self.rule_names = tuple(rule.name for rule in self.rules)
         self.models = models
         self.allowed_lateness_ms = allowed_lateness_ms
         self._clocks: dict[str, _CardClock] = {}
@@ -180,44 +182,36 @@ class Detector:
         process, scores the same (the Spark job scores a whole micro-batch at once)."""
         result = result if result is not None else BatchResult()
         models = self.models
-        if models is not None and len(scored):
+        n = len(scored)
+        if not n:
+            return result
+        # Whole-batch arrays; the Python loop below runs over the alerted rows only.
+        fired = np.zeros((len(self.rules), n), dtype=bool)
+        for r, rule in enumerate(self.rules):
+            fired[r] = rule.mask(matrix)
+        any_rule = fired.any(axis=0)
+        if models is not None:
             prob, anomaly = models.scores(matrix)
+            by_model = np.stack((prob >= models.supervised_threshold, anomaly >= models.anomaly_threshold))
+            flagged_any = by_model.any(axis=0)
+            any_rule &= flagged_any | (prob >= self.rule_floor)  # otherwise the model does not confirm it
+            risk = prob.tolist()
         else:
-            prob = anomaly = np.zeros(len(scored))
-        hits: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
-        for j, payment in enumerate(scored):
-            row = matrix[j]
-            fired = tuple(rule.name for rule in self.rules if rule.fires(row))
-            flagged: tuple[str, ...] = ()
-            if models is not None:
-                flagged = tuple(
-                    name
-                    for name, hit in (
-                        ("classifier", prob[j] >= models.supervised_threshold),
-                        ("isolation_forest", anomaly[j] >= models.anomaly_threshold),
-                    )
-                    if hit
-                )
-                if fired and not flagged and prob[j] < self.rule_floor:
-                    fired = ()  # the model does not confirm the rule
-            result.risk.append(
-                (payment.event_id, float(prob[j]) if models is not None else float(bool(fired)))
-            )
-            if fired or flagged:
-                hits.append((j, fired, flagged))
-        drivers = self._drivers(matrix, [j for j, _, flagged in hits if flagged])
-        for j, fired, flagged in hits:
+            prob = anomaly = np.zeros(n)
+            by_model = np.zeros((len(_MODELS), n), dtype=bool)
+            flagged_any = by_model[0]
+            risk = any_rule.astype(np.float64).tolist()
+        result.risk.extend(zip([p.event_id for p in scored], risk, strict=True))
+        hits = np.flatnonzero(any_rule | flagged_any).tolist()
+        drivers = self._drivers(matrix, [j for j in hits if flagged_any[j]])
+        for j in hits:
+            names = self.rule_names
+            rules = tuple(names[r] for r in np.flatnonzero(fired[:, j])) if any_rule[j] else ()
+            flagged = tuple(name for m, name in enumerate(_MODELS) if by_model[m, j])
             result.alerts.append(
-                self._alert(
-                    scored[j],
-                    matrix[j],
-                    fired,
-                    flagged,
-                    float(prob[j]),
-                    float(anomaly[j]),
-                    drivers.get(j, ""),
-                )
-            )
+                self._alert(scored[j], matrix[j], rules, flagged, float(prob[j]), float(anomaly[j]),
+                            drivers.get(j, ""))
+            )  # fmt: skip
         return result
 
     def _alert(

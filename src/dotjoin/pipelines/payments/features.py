@@ -26,7 +26,9 @@ from typing import Any
 from dotjoin.pipelines.payments.contract import HIGH_RISK_CATEGORIES, Payment
 
 MINUTE_MS = 60_000
-WINDOWS_MS = {"1m": MINUTE_MS, "10m": 10 * MINUTE_MS, "1h": 60 * MINUTE_MS}
+TEN_MINUTES_MS = 10 * MINUTE_MS
+HOUR_MS = 60 * MINUTE_MS
+WINDOWS_MS = {"1m": MINUTE_MS, "10m": TEN_MINUTES_MS, "1h": HOUR_MS}
 SMALL_AMOUNT = 5.0  # card-testing probes are tiny
 MAX_DEVICES = 16  # devices remembered per card (oldest forgotten first)
 MAX_MERCHANTS = 32  # last visit times remembered per card
@@ -128,7 +130,7 @@ class FeatureState:
     >>> _ = s.observe(P(event_id="1", event_time_ms=0, amount=10.0, **e))
     >>> f = dict(zip(FEATURES, s.observe(P(event_id="2", event_time_ms=30_000, amount=20.0, **e))))
     >>> f["count_1m"], f["card_history"], f["same_merchant_gap_min"]
-    (1.0, 1.0, 0.5)
+    (1, 1, 0.5)
     """
 
     def __init__(
@@ -142,102 +144,115 @@ class FeatureState:
         self.category_usd = category_usd or {}  # category -> typical (median) amount in US dollars
         self.cards: dict[str, CardState] = {}
 
-    def observe(self, p: Payment) -> list[float]:
-        card = self.cards.get(p.card_id)
+    def observe(self, p: Payment) -> list[float | int | bool]:
+        # The detector's hot loop (about 10 µs an event): names bound once, no float() around counts
+        # and flags (the detector's float64 matrix converts them exactly).
+        card_id = p.card_id
+        card = self.cards.get(card_id)
         if card is None:
-            card = self.cards[p.card_id] = CardState()
-        info = self.merchants.get(p.merchant_id, UNKNOWN_MERCHANT)
+            card = self.cards[card_id] = CardState()
+        merchant_id = p.merchant_id
+        info = self.merchants.get(merchant_id, UNKNOWN_MERCHANT)
         # Amounts in US dollars: thresholds (tiny probes, category typicals) mean the same in every currency.
-        t, amount = p.event_time_ms, p.amount / self.usd_rates.get(p.currency, 1.0)
+        t, raw, channel = p.event_time_ms, p.amount, p.channel
+        amount = raw / self.usd_rates.get(p.currency, 1.0)
         log_amount = math.log1p(amount)
 
         recent = card.recent
-        while recent and recent[0][0] <= t - WINDOWS_MS["1h"]:
+        hour_ago = t - HOUR_MS
+        while recent and recent[0][0] <= hour_ago:
             recent.popleft()
         count_1m = count_10m = small_10m = 0
         sum_1h = 0.0
-        for ts, amt in recent:
-            if ts > t:  # an out-of-order event: only the past counts
-                continue
-            sum_1h += amt
-            if ts > t - WINDOWS_MS["10m"]:
-                count_10m += 1
-                small_10m += amt <= SMALL_AMOUNT
-                if ts > t - WINDOWS_MS["1m"]:
-                    count_1m += 1
+        if recent:
+            ten_ago, minute_ago = t - TEN_MINUTES_MS, t - MINUTE_MS
+            for ts, amt in recent:
+                if ts > t:  # an out-of-order event: only the past counts
+                    continue
+                sum_1h += amt
+                if ts > ten_ago:
+                    count_10m += 1
+                    if amt <= SMALL_AMOUNT:
+                        small_10m += 1
+                    if ts > minute_ago:
+                        count_1m += 1
         count_1h = len(recent)
 
-        if card.n >= 2:
-            std = math.sqrt(card.m2 / (card.n - 1))
-            z = (log_amount - card.mean) / max(std, 0.25)
-            ratio = amount / math.expm1(card.mean) if card.mean > 0 else 1.0
+        n, mean = card.n, card.mean
+        if n >= 2:
+            z = (log_amount - mean) / max(math.sqrt(card.m2 / (n - 1)), 0.25)
+            ratio = amount / math.expm1(mean) if mean > 0 else 1.0
         else:
             z, ratio = 0.0, 1.0
-        if card.last_ms is None:
+        lat, lon = p.latitude, p.longitude
+        last_ms = card.last_ms
+        if last_ms is None:
             distance = speed = 0.0
         else:
-            distance = haversine_km(card.last_lat, card.last_lon, p.latitude, p.longitude)
-            hours = max(abs(t - card.last_ms), MINUTE_MS) / 3_600_000
-            speed = distance / hours
+            distance = haversine_km(card.last_lat, card.last_lon, lat, lon)
+            speed = distance / (max(abs(t - last_ms), MINUTE_MS) / 3_600_000)
         device = p.device_id
+        devices = card.devices
         # New only against a known device: a card's first online charge has nothing to differ from.
-        new_device = float(device is not None and bool(card.devices) and device not in card.devices)
-        last_visit = card.visits.get(p.merchant_id)
+        new_device = device is not None and bool(devices) and device not in devices
+        visits = card.visits
+        last_visit = visits.get(merchant_id)
         if last_visit is None:
             gap_min, same_merchant_ratio = 24 * 60.0, 1.0
         else:
             gap_min = min(abs(t - last_visit[0]) / MINUTE_MS, 24 * 60.0)
             same_merchant_ratio = amount / max(last_visit[1], 0.01)
-        round_amount = p.channel != "atm" and is_round(p.amount)  # in the card's currency; cash is round
+        round_amount = channel != "atm" and is_round(raw)  # in the card's currency; cash is round
         rounds = card.rounds
-        while rounds and rounds[0] <= t - WINDOWS_MS["1h"]:
+        while rounds and rounds[0] <= hour_ago:
             rounds.popleft()
-        typical = self.category_usd.get(info.category)
-        category_ratio = amount / typical if typical else 1.0
-        hour = ((t / 3_600_000) + p.longitude / 15.0) % 24  # local solar hour: no time-zone table needed
+        category = info.category
+        typical = self.category_usd.get(category)
+        hour = ((t / 3_600_000) + lon / 15.0) % 24  # local solar hour: no time-zone table needed
         features = [
             amount,
             log_amount,
             ratio,
             z,
-            float(count_1m),
-            float(count_10m),
-            float(count_1h),
-            float(small_10m),
+            count_1m,
+            count_10m,
+            count_1h,
+            small_10m,
             sum_1h,
             distance,
             speed,
             new_device,
-            float(p.channel == "ecom"),
-            float(p.channel == "atm"),
-            float(hour < 5.0),
+            channel == "ecom",
+            channel == "atm",
+            hour < 5.0,
             info.risk,
-            float(info.category in HIGH_RISK_CATEGORIES),
-            float(round_amount),
+            category in HIGH_RISK_CATEGORIES,
+            round_amount,
             gap_min,
             same_merchant_ratio,
-            float(len(rounds)),
-            category_ratio,
-            float(min(card.n, 1000)),
+            len(rounds),
+            amount / typical if typical else 1.0,
+            n if n < 1000 else 1000,
         ]
 
         # Add the event (Welford for the amount statistics).
         recent.append((t, amount))
-        card.n += 1
-        delta = log_amount - card.mean
-        card.mean += delta / card.n
-        card.m2 += delta * (log_amount - card.mean)
-        if card.last_ms is None or t >= card.last_ms:
-            card.last_ms, card.last_lat, card.last_lon = t, p.latitude, p.longitude
+        n += 1
+        delta = log_amount - mean
+        mean += delta / n
+        card.n, card.mean = n, mean
+        card.m2 += delta * (log_amount - mean)
+        if last_ms is None or t >= last_ms:
+            card.last_ms, card.last_lat, card.last_lon = t, lat, lon
         if device is not None:
-            card.devices.pop(device, None)
-            card.devices[device] = None
-            if len(card.devices) > MAX_DEVICES:
-                del card.devices[next(iter(card.devices))]
-        card.visits.pop(p.merchant_id, None)
-        card.visits[p.merchant_id] = (t, amount)
-        if len(card.visits) > MAX_MERCHANTS:
-            del card.visits[next(iter(card.visits))]
+            devices.pop(device, None)
+            devices[device] = None
+            if len(devices) > MAX_DEVICES:
+                del devices[next(iter(devices))]
+        visits.pop(merchant_id, None)
+        visits[merchant_id] = (t, amount)
+        if len(visits) > MAX_MERCHANTS:
+            del visits[next(iter(visits))]
         if round_amount:
             rounds.append(t)
         return features

@@ -51,6 +51,10 @@ class Condition:
     def explain(self, features: Sequence[float] | np.ndarray) -> str:
         return f"{self.feature} {features[self.index]:.4g} {self.op} {self.value:g}"
 
+    def mask(self, matrix: np.ndarray) -> np.ndarray:
+        """Where the condition holds, for every row of a feature matrix at once."""
+        return np.asarray(_OPS[self.op](matrix[:, self.index], self.value))
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -63,6 +67,13 @@ class Rule:
 
     def explain(self, features: Sequence[float] | np.ndarray) -> str:
         return f"{self.name}: " + ", ".join(c.explain(features) for c in self.conditions)
+
+    def mask(self, matrix: np.ndarray) -> np.ndarray:
+        """:meth:`fires` for every row of a feature matrix at once."""
+        out = self.conditions[0].mask(matrix)
+        for condition in self.conditions[1:]:
+            out = out & condition.mask(matrix)
+        return out
 
 
 def parse_rules(data: Any, origin: str) -> tuple[Rule, ...]:
