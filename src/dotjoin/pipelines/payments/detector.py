@@ -189,11 +189,11 @@ class Detector:
         fired = np.zeros((len(self.rules), n), dtype=bool)
         for r, rule in enumerate(self.rules):
             fired[r] = rule.mask(matrix)
-        any_rule = fired.any(axis=0)
+        any_rule = np.any(fired, axis=0, keepdims=False).reshape(n)
         if models is not None:
             prob, anomaly = models.scores(matrix)
             by_model = np.stack((prob >= models.supervised_threshold, anomaly >= models.anomaly_threshold))
-            flagged_any = by_model.any(axis=0)
+            flagged_any = np.any(by_model, axis=0).reshape(n)
             any_rule &= flagged_any | (prob >= self.rule_floor)  # otherwise the model does not confirm it
             risk = prob.tolist()
         else:

@@ -28,7 +28,7 @@ from dotjoin.exceptions import ConfigError
 from dotjoin.pipelines.payments.features import FEATURES
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
-_OPS: dict[str, Callable[[float, float], bool]] = {
+_OPS: dict[str, Callable[[Any, float], Any]] = {  # floats, or numpy columns
     ">=": operator.ge,
     ">": operator.gt,
     "<=": operator.le,

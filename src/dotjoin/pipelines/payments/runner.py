@@ -4,7 +4,8 @@ One loop on the bus (the embedded log, or Kafka with a consumer group): consume 
 (contract breaks go to ``payments.dlq`` with the error), score it, route late events to
 ``payments.late``, write alerts. Exactly-once effect across crashes, without transactions on the bus:
 
-1. alerts are upserted into ``payment_alerts`` by ``event_id`` (a replayed batch rewrites the same rows);
+1. alerts are upserted into ``payment_alerts`` by ``event_id`` (a replayed batch rewrites the same rows),
+   on a writer thread with group commit (:class:`~.sinks.AlertWriter`), drained before each checkpoint;
 2. every ``checkpoint_s`` the cards changed since the last checkpoint and the next offset of every
    partition are written atomically (write, fsync, rename; :class:`CheckpointStore`), and only then are
    the offsets committed to the bus. The write happens in a forked child (as Redis's BGSAVE does): the
@@ -43,7 +44,7 @@ from dotjoin.pipelines.payments.contract import (
 )
 from dotjoin.pipelines.payments.detector import Alert, Counters, Detector
 from dotjoin.pipelines.payments.monitor import Monitor
-from dotjoin.pipelines.payments.sinks import ALERTS_TABLE, AlertLake, alert_message, alerts_ddl, write_alerts
+from dotjoin.pipelines.payments.sinks import ALERTS_TABLE, AlertLake, AlertWriter, alert_message, alerts_ddl
 from dotjoin.platform.bus.base import Bus, Consumer, Message, Producer
 from dotjoin.platform.warehouse.base import Warehouse
 
@@ -191,6 +192,7 @@ class Runner:
         self.stats = RunStats()
         # a checkpoint being written: its pid, the messages it commits, how many pending lake alerts it writes
         self._child: tuple[int, list[Message], int] | None = None
+        self._writer: AlertWriter  # the warehouse writer thread of a run (made by run())
         for name in (topic, TOPIC_ALERTS, topic + ".late", topic + ".dlq"):
             bus.create_topic(name)
 
@@ -211,6 +213,8 @@ class Runner:
             self.bus.producer() as producer,
             contextlib.ExitStack() as stack,
         ):
+            self._writer = AlertWriter(self.wh, self.table)
+            stack.callback(self._writer.close)
             labels = None
             label_marks: dict[tuple[str, int], Message] = {}
             if self.labels_topic is not None and self.monitor is not None:
@@ -231,7 +235,7 @@ class Runner:
                     self._batch(messages, producer, consumer)
                     pending.update(((m.topic, m.partition), m) for m in messages)
                 elif self.monitor is not None:
-                    self.monitor.tick()
+                    self._idle_monitor()
                 self._reap(consumer)
                 due = time.monotonic() - last_checkpoint >= self.checkpoint_s
                 if pending and due and self._child is None:
@@ -243,7 +247,20 @@ class Runner:
             self._reap(consumer, wait=True)
             if pending:
                 self._checkpoint(consumer, producer, list(pending.values()), background=False)
+            if self.monitor is not None:
+                self._idle_monitor()
         return self.stats
+
+    def _idle_monitor(self) -> None:
+        """No batch: the monitor gets the latencies of the alerts committed since the last one."""
+        assert self.monitor is not None
+        latencies = self._writer.latencies()
+        if latencies:
+            self.monitor.batch(
+                scored=0, alerts=(), latencies_s=latencies, dead_letters=0, late=0, duplicates=0
+            )
+        else:
+            self.monitor.tick()
 
     def _batch(self, messages: list[Message], producer: Producer, consumer: Consumer) -> None:
         s = self.stats
@@ -269,22 +286,17 @@ class Runner:
             producer.produce(self.topic + ".late", m.value, key=m.key, headers=dict(m.headers))
         s.late += len(result.late)
         s.duplicates += result.duplicates
-        latencies: list[float] = []
         if result.alerts:
-            write_alerts(self.wh, result.alerts, self.table)
+            by_id = {p.event_id: m for p, m in zip(payments, origin, strict=True)}
+            self._writer.put(result.alerts, [by_id[a.event_id].timestamp_ms or 0 for a in result.alerts])
             if self.lake is not None:
                 self._lake_pending.extend(result.alerts)
-            written_ms = time.time() * 1000
-            by_id = {p.event_id: m for p, m in zip(payments, origin, strict=True)}
             for alert in result.alerts:
                 producer.produce(TOPIC_ALERTS, alert_message(alert), key=alert.event_id.encode())
-                sent = by_id[alert.event_id].timestamp_ms
-                if sent:
-                    latencies.append((written_ms - sent) / 1000)
             s.alerts += len(result.alerts)
         if self.monitor is not None:
-            self.monitor.batch(
-                scored=result.scored, alerts=result.alerts, latencies_s=latencies,
+            self.monitor.batch(  # latencies: of the alerts the writer committed since the last batch
+                scored=result.scored, alerts=result.alerts, latencies_s=self._writer.latencies(),
                 dead_letters=len(messages) - len(payments) - skipped, late=len(result.late),
                 duplicates=result.duplicates, lag=consumer.lag(),
             )  # fmt: skip
@@ -292,7 +304,8 @@ class Runner:
     def _checkpoint(
         self, consumer: Consumer, producer: Producer, messages: list[Message], *, background: bool = True
     ) -> None:
-        producer.flush()  # DLQ, late and alert messages of the checkpointed batches are durable first
+        self._writer.drain()  # the warehouse has every alert of the checkpointed batches,
+        producer.flush()  # and the DLQ, late and alert messages are durable, before the checkpoint
         dirty, self.detector.dirty = self.detector.dirty, set()
         base = self.store.advance()
         to_lake = len(self._lake_pending)

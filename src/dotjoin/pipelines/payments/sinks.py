@@ -1,8 +1,10 @@
 """Where alerts land, for both runtimes: the warehouse table, the ``alerts`` topic and the lake.
 
 * ``payment_alerts`` in the warehouse (DuckDB locally, PostgreSQL in the stack), upserted by
-  ``event_id`` one parameterised statement at a time: what the dashboard and consumers query within
-  milliseconds of the event;
+  ``event_id`` in parameterised multi-row statements: what the dashboard and consumers query within
+  milliseconds of the event. The embedded runner writes through :class:`AlertWriter`, a thread of
+  its own with group commit (a DuckDB upsert costs ~8 ms however few its rows: on the stream's loop
+  it took a third of the time at 10,000 events/s);
 * the ``alerts`` topic, one JSON message per alert keyed by event id (at least once);
 * ``curated.payment_alerts`` in the lake (Iceberg, partitioned by the event's day), upserted by
   ``event_id``: the history the feature store, the data mesh and the capstone read. Written less
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -89,6 +93,87 @@ def write_alerts(wh: Warehouse, alerts: Sequence[Alert], table: str = ALERTS_TAB
                 for r in range(len(chunk))
             )
             wh.execute(_UPSERT.format(table=table, rows=values), [v for row in chunk for v in row])
+
+
+class AlertWriter:
+    """:func:`write_alerts` on a thread of its own, with group commit: what arrives while a write
+    runs goes into the next one, so writes are as frequent as the warehouse allows and carry more
+    alerts as the stream speeds up, and the stream's loop never waits for the warehouse (DuckDB and
+    psycopg release the GIL while a statement runs).
+
+    The warehouse connection is the thread's alone while it runs. :meth:`drain` waits until every
+    alert handed over is committed — the runner drains before each checkpoint, so a saved checkpoint
+    still implies the warehouse has every alert below its offsets. A failed write is raised by the
+    next :meth:`put`, :meth:`drain` or :meth:`latencies` call (the runner then stops and restarts from
+    its checkpoint; the upserts are idempotent).
+    """
+
+    def __init__(self, wh: Warehouse, table: str = ALERTS_TABLE) -> None:
+        self.wh, self.table = wh, table
+        self._cond = threading.Condition()
+        self._pending: list[tuple[Alert, int]] = []  # (alert, its source message's timestamp ms)
+        self._busy = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._latencies: list[float] = []  # seconds, source message -> committed, since the last call
+        self._thread = threading.Thread(target=self._loop, name="alert-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, alerts: Sequence[Alert], sent_ms: Sequence[int]) -> None:
+        """Hand over alerts with their source messages' timestamps (0: unknown; no latency then)."""
+        with self._cond:
+            self._raise()
+            self._pending.extend(zip(alerts, sent_ms, strict=True))
+            self._cond.notify()
+
+    def drain(self) -> None:
+        """Wait until every alert handed over is in the warehouse."""
+        with self._cond:
+            while (self._pending or self._busy) and self._error is None:
+                self._cond.wait()
+            self._raise()
+
+    def latencies(self) -> list[float]:
+        """Source message → committed row, in seconds, of the alerts committed since the last call."""
+        with self._cond:
+            self._raise()
+            out, self._latencies = self._latencies, []
+        return out
+
+    def close(self) -> None:
+        """Stop the thread (after the write in progress); what is still pending is not written."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                batch, self._pending, self._busy = self._pending, [], True
+            try:
+                write_alerts(self.wh, [a for a, _ in batch], self.table)
+                error = None
+            except BaseException as exc:  # handed to the stream's thread, which stops
+                error = exc
+            written_ms = time.time() * 1000
+            with self._cond:
+                self._busy = False
+                if error is not None:
+                    self._error = error
+                else:
+                    self._latencies.extend((written_ms - sent) / 1000 for _, sent in batch if sent)
+                self._cond.notify_all()
+            if error is not None:
+                return
 
 
 def alert_message(alert: Alert) -> bytes:
