@@ -130,3 +130,38 @@ def test_kill_9_mid_stream_and_restart_equal_an_uninterrupted_run(tmp_path: Path
 @pytest.fixture(autouse=True)
 def _no_profile_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DOTJOIN_PROFILE", raising=False)
+
+
+def test_a_failed_checkpoint_loses_nothing(
+    local_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second checkpoint's write fails (a full disk): its offsets are not committed, its cards go
+    into the next checkpoint and its lake alerts stay pending, so the files restore the live state and
+    the lake still gets every alert."""
+    from dotjoin.pipelines.payments.checkpoint import CheckpointStore
+
+    reference = _simulate(tmp_path / "log")
+    expected = _expected_alerts(tmp_path / "log", reference)
+    _send(local_settings)
+    write = CheckpointStore.write
+    failed: list[int] = []
+
+    def flaky(self: CheckpointStore, seq: int, *args: object) -> None:
+        if seq == 2:
+            failed.append(seq)
+            raise OSError(28, "No space left on device")
+        write(self, seq, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CheckpointStore, "write", flaky)
+    detector = Detector(reference.merchants, load_rules(), usd_rates=reference.usd_rates)
+    with open_warehouse(local_settings) as wh:
+        runner = Runner(open_bus(local_settings), wh, detector, checkpoint=tmp_path / "checkpoint",
+                        checkpoint_s=0.2, lake=AlertLake(local_settings), batch_size=500)  # fmt: skip
+        runner.run(idle_s=1.5)
+    monkeypatch.setattr(CheckpointStore, "write", write)
+    assert failed == [2] and runner.stats.checkpoints >= 2  # the first, and one after the failure
+    restored = Detector(reference.merchants, load_rules(), usd_rates=reference.usd_rates)
+    CheckpointStore(tmp_path / "checkpoint").load(restored)
+    assert restored.card_states() == detector.card_states()
+    assert set(_stored_alerts(local_settings)) == expected
+    assert _in_lake(local_settings) == sorted(expected)

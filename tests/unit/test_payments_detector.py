@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -307,19 +308,28 @@ def test_the_embedded_consumer_reports_its_lag(tmp_path: Path) -> None:
 
 
 def test_checkpoints_write_changed_cards_and_restore_the_exact_state(tmp_path: Path) -> None:
-    from dotjoin.pipelines.payments.runner import CheckpointStore
+    from dotjoin.pipelines.payments import checkpoint
+    from dotjoin.pipelines.payments.checkpoint import CheckpointStore
 
     rules = load_rules()
     live = Detector({}, rules)
-    store = CheckpointStore(tmp_path / "cp", compact_every=2)
+    store = CheckpointStore(tmp_path / "cp", compact_every=3)
     events = [pay(i, 30 * i, amount=10.0 + i, card=f"c{i % 7}", device_id=None) for i in range(60)]
-    for k in range(0, 60, 10):  # six checkpoints: base, delta, delta, base, delta, delta
-        live.process(events[k : k + 10])
-        dirty, live.dirty = live.dirty, set()
-        base = store.advance()
-        store.save(live, {("payments", 0): k + 10}, dirty, base=base)
-    names = sorted(f.name.split("-")[0] for f in (tmp_path / "cp").glob("*.pickle"))
-    assert names == ["base", "delta", "delta"]  # compaction removed what the second base holds
+    checkpoint.CHUNK, chunk = 2, checkpoint.CHUNK  # several chunks a file
+    try:
+        for k in range(0, 60, 10):  # six deltas; compaction after the third and the sixth
+            live.process(events[k : k + 10])
+            changed, live.dirty = live.dirty, set()
+            seq = store.advance()
+            store.write(seq, live.card_states(changed), {("payments", 0): k + 10}, asdict(live.counters))
+            if store.compaction_due():
+                if seq == 3:
+                    store.compact(seq)  # in this process
+                else:  # as the runner does it: a process of its own, from the files
+                    assert store.start_compaction(seq).wait(timeout=60) == 0
+    finally:
+        checkpoint.CHUNK = chunk
+    assert sorted(f.name for f in (tmp_path / "cp").glob("*.pickle")) == ["base-000000000006.pickle"]
     restored = Detector({}, rules)
     assert CheckpointStore(tmp_path / "cp").load(restored) == {("payments", 0): 60}
     assert restored.card_states() == live.card_states()

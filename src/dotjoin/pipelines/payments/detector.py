@@ -112,7 +112,7 @@ class Detector:
         self.allowed_lateness_ms = allowed_lateness_ms
         self._clocks: dict[str, _CardClock] = {}
         self.counters = Counters()
-        self.dirty: set[str] = set()  # cards whose state changed since the last checkpoint
+        self.dirty: set[str] = set()  # cards whose state changed (the runner takes and empties it)
 
     def card_states(self, cards: Iterable[str] | None = None) -> dict[str, tuple[Any, Any]]:
         """The state of ``cards`` (default: every card) as plain tuples, for a checkpoint."""
