@@ -321,7 +321,8 @@ def test_checkpoints_write_changed_cards_and_restore_the_exact_state(tmp_path: P
             live.process(events[k : k + 10])
             changed, live.dirty = live.dirty, set()
             seq = store.advance()
-            store.write(seq, live.card_states(changed), {("payments", 0): k + 10}, asdict(live.counters))
+            chunks = [checkpoint.pickle_cards(live.card_states(changed))]
+            store.write(seq, chunks, {("payments", 0): k + 10}, asdict(live.counters))
             if store.compaction_due():
                 if seq == 3:
                     store.compact(seq)  # in this process
