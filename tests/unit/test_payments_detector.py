@@ -310,6 +310,7 @@ def test_the_embedded_consumer_reports_its_lag(tmp_path: Path) -> None:
 def test_checkpoints_write_changed_cards_and_restore_the_exact_state(tmp_path: Path) -> None:
     from dotjoin.pipelines.payments import checkpoint
     from dotjoin.pipelines.payments.checkpoint import CheckpointStore
+    from dotjoin.pipelines.payments.detector import encode_states
 
     rules = load_rules()
     live = Detector({}, rules)
@@ -321,7 +322,7 @@ def test_checkpoints_write_changed_cards_and_restore_the_exact_state(tmp_path: P
             live.process(events[k : k + 10])
             changed, live.dirty = live.dirty, set()
             seq = store.advance()
-            chunks = [checkpoint.pickle_cards(live.card_states(changed))]
+            chunks = [encode_states(live.card_states(changed))]
             store.write(seq, chunks, {("payments", 0): k + 10}, asdict(live.counters))
             if store.compaction_due():
                 if seq == 3:

@@ -3,20 +3,21 @@
 Two kinds of file, numbered by checkpoint (``seq``):
 
 * ``delta-<seq>.pickle``: the cards changed since the previous checkpoint, the next offset of every
-  partition and the counters. The stream's loop pickles the cards each batch changed (plain tuples:
-  :meth:`Detector.card_states`, ~3.5 µs a card) and the runner's checkpoint thread writes those
-  chunks every ``checkpoint_s``, so a checkpoint never stops the stream to walk the state. Measured
-  at 10,000 events/s: forking a large heap (the first design) slowed the batches after each
-  checkpoint ~5x with copy-on-write faults, and a thread pickling a whole interval's cards held the
-  GIL long enough to do the same;
+  partition and the counters. The stream's loop encodes the cards each batch changed
+  (:func:`~.detector.encode_states`, MessagePack, ~2 µs a card) and the runner's checkpoint thread
+  writes those chunks every ``checkpoint_s``, so a checkpoint never stops the stream to walk the
+  state. Measured at 10,000 events/s: forking a large heap (the first design) slowed the batches
+  after each checkpoint ~5x with copy-on-write faults, and a thread pickling a whole interval's cards
+  held the GIL long enough to do the same;
 * ``base-<seq>.pickle``: every card as of ``seq``, written by **compaction**, a separate process
   (``python -m dotjoin.pipelines.payments.checkpoint DIR SEQ``) that merges the newest base and the
   deltas up to ``seq`` from the files alone, then deletes what the new base holds.
 
-Each file is a header pickle followed by its chunks, each a pickled ``{card: state}`` (a delta's: one
-per batch; a base's: :data:`CHUNK` cards each). Files are written to a temporary name, fsynced and
-renamed, so a reader sees whole files only. Loading takes the newest base and the deltas after it,
-chunk by chunk in order (a later card state overwrites an earlier one).
+Each file is a header pickle (offsets, counters, the chunks' sizes) followed by its chunks, each an
+encoded ``{card: state}`` (a delta's: one per batch; a base's: :data:`CHUNK` cards each). Files are
+written to a temporary name, fsynced and renamed, so a reader sees whole files only. Loading takes
+the newest base and the deltas after it, chunk by chunk in order (a later card state overwrites an
+earlier one).
 """
 
 from __future__ import annotations
@@ -26,19 +27,17 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from dotjoin.exceptions import TerminalError
-from dotjoin.pipelines.payments.detector import Counters, Detector
+from dotjoin.pipelines.payments.detector import CardStates, Counters, Detector, decode_states, encode_states
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 2  # 1: one pickle per file, written by a forked child
+CHECKPOINT_FORMAT = 3  # 1: one pickle per file, written by a forked child; 2: pickled chunks
 CHUNK = 2000  # cards per chunk of a base
 Offsets = dict[tuple[str, int], int]
-Cards = dict[str, tuple[Any, Any]]  # card id -> (card state, clock) as Detector.card_states() gives
 
 
 def _seq(path: Path) -> int:
@@ -60,8 +59,8 @@ class CheckpointStore:
         return self.seq
 
     def write(self, seq: int, chunks: list[bytes], offsets: Offsets, counters: dict[str, Any]) -> None:
-        """Write delta ``seq``: the pickled chunks of the cards changed since the previous checkpoint
-        (:func:`pickle_cards`, in order) and the offsets."""
+        """Write delta ``seq``: the encoded chunks of the cards changed since the previous checkpoint
+        (:func:`~.detector.encode_states`, in order) and the offsets."""
         self._write(f"delta-{seq:012d}.pickle", chunks, {"offsets": offsets, "counters": counters})
 
     def compaction_due(self) -> bool:
@@ -78,12 +77,12 @@ class CheckpointStore:
         files = [f for f in self._chain() if _seq(f) <= upto]
         if not files or _seq(files[-1]) != upto:
             raise TerminalError(f"{self.directory}: no checkpoint {upto} to compact")
-        cards: Cards = {}
+        cards: CardStates = {}
         header: dict[str, Any] = {}
         for f in files:
             header = self._read(f, cards)
         items = list(cards.items())
-        chunks = [pickle_cards(dict(items[i : i + CHUNK])) for i in range(0, len(items), CHUNK)]
+        chunks = [encode_states(dict(items[i : i + CHUNK])) for i in range(0, len(items), CHUNK)]
         header = {"offsets": header["offsets"], "counters": header["counters"]}
         self._write(f"base-{upto:012d}.pickle", chunks, header)
         for old in self.directory.glob("*.pickle"):
@@ -100,7 +99,7 @@ class CheckpointStore:
                 files = self._chain()
                 if not files:
                     return None
-                cards: Cards = {}
+                cards: CardStates = {}
                 header: dict[str, Any] = {}
                 for f in files:
                     header = self._read(f, cards)
@@ -126,35 +125,22 @@ class CheckpointStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".{name}.{os.getpid()}.tmp"
         with tmp.open("wb") as fh:
-            pickle.dump({"format": CHECKPOINT_FORMAT, "chunks": len(chunks), **header}, fh, protocol=5)
+            sizes = [len(c) for c in chunks]
+            pickle.dump({"format": CHECKPOINT_FORMAT, "chunks": sizes, **header}, fh, protocol=5)
             fh.writelines(chunks)
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(self.directory / name)
 
-    def _read(self, path: Path, cards: Cards) -> dict[str, Any]:
+    def _read(self, path: Path, cards: CardStates) -> dict[str, Any]:
         """Add the file's cards to ``cards``; its header."""
         with path.open("rb") as fh:
-            header = _load(fh)
+            header = pickle.load(fh)  # noqa: S301 - the runner's own checkpoint files
             if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
                 raise TerminalError(f"{path}: a checkpoint of another format; move {self.directory} away")
-            for chunk in _chunks(fh, header["chunks"]):
-                cards.update(chunk)
+            for size in header["chunks"]:
+                cards.update(decode_states(fh.read(size)))
         return header
-
-
-def pickle_cards(cards: Cards) -> bytes:
-    """One chunk of a checkpoint file."""
-    return pickle.dumps(cards, protocol=5)
-
-
-def _load(fh: IO[bytes]) -> Any:
-    return pickle.load(fh)  # noqa: S301 - the runner's own checkpoint files
-
-
-def _chunks(fh: IO[bytes], count: int) -> Iterator[Cards]:
-    for _ in range(count):
-        yield _load(fh)
 
 
 def main(argv: list[str]) -> int:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+import msgspec
 import numpy as np
 
 from dotjoin.pipelines.payments.contract import Payment
@@ -29,12 +29,26 @@ DEFAULT_RULE_FLOOR = 0.2  # with models, a fired rule alerts from this fraud pro
 _MODELS = ("classifier", "isolation_forest")  # the names an alert gives the models that flagged it
 
 
-@dataclass(slots=True)
-class _CardClock:
+class CardClock(msgspec.Struct, array_like=True, gc=False):
     """A card's event-time clock and the ids it saw within its lateness horizon."""
 
     max_ms: int
-    ids: dict[str, int] = field(default_factory=dict)
+    ids: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+#: A card's whole state: what :meth:`Detector.card_states` gives and :func:`encode_states` encodes.
+CardStates = dict[str, tuple[CardState, CardClock]]
+_STATES_ENCODER = msgspec.msgpack.Encoder()
+_STATES_DECODER = msgspec.msgpack.Decoder(CardStates)
+
+
+def encode_states(states: CardStates) -> bytes:
+    """Card states as MessagePack (checkpoints, Spark's state store): ~2 µs a card, in C."""
+    return _STATES_ENCODER.encode(states)
+
+
+def decode_states(data: bytes) -> CardStates:
+    return _STATES_DECODER.decode(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +124,21 @@ class Detector:
         self.rule_names = tuple(rule.name for rule in self.rules)
         self.models = models
         self.allowed_lateness_ms = allowed_lateness_ms
-        self._clocks: dict[str, _CardClock] = {}
+        self._clocks: dict[str, CardClock] = {}
         self.counters = Counters()
         self.dirty: set[str] = set()  # cards whose state changed (the runner takes and empties it)
 
-    def card_states(self, cards: Iterable[str] | None = None) -> dict[str, tuple[Any, Any]]:
-        """The state of ``cards`` (default: every card) as plain tuples, for a checkpoint."""
+    def card_states(self, cards: Iterable[str] | None = None) -> CardStates:
+        """The state of ``cards`` (default: every card): the live objects — encode them
+        (:func:`encode_states`) before the detector goes on."""
         keys = self._clocks.keys() if cards is None else cards
-        out = {}
-        for card in keys:
-            clock = self._clocks[card]
-            out[card] = (self.state.cards[card].flat(), (clock.max_ms, tuple(clock.ids.items())))
-        return out
+        return {card: (self.state.cards[card], self._clocks[card]) for card in keys}
 
-    def restore_cards(self, states: dict[str, tuple[Any, Any]]) -> None:
-        """Put back card states written by :meth:`card_states` (later ones overwrite earlier ones)."""
-        for card, (state, (max_ms, ids)) in states.items():
-            self.state.cards[card] = CardState.from_flat(state)
-            self._clocks[card] = _CardClock(max_ms, dict(ids))
+    def restore_cards(self, states: CardStates) -> None:
+        """Put back card states (decoded by :func:`decode_states`; later ones overwrite earlier ones)."""
+        for card, (state, clock) in states.items():
+            self.state.cards[card] = state
+            self._clocks[card] = clock
 
     def features(self, payments: Sequence[Payment]) -> tuple[np.ndarray, list[int], BatchResult]:
         """Advance the state over ``payments``: their feature rows, the indexes they belong to, and
@@ -140,7 +151,7 @@ class Detector:
             t = p.event_time_ms
             clock = self._clocks.get(p.card_id)
             if clock is None:
-                clock = self._clocks[p.card_id] = _CardClock(t)
+                clock = self._clocks[p.card_id] = CardClock(t)
             if t < clock.max_ms - lateness:
                 result.late.append(i)
                 continue

@@ -13,15 +13,18 @@ measured on a 10-minute run they added nothing to the classifier's precision or 
 with them, 0.877 / 0.889 without). What is known about merchants comes from the reference data: the
 merchants table (category, risk) and each category's typical amount, learned at training time.
 
-Plain Python on purpose: the same object runs in every runtime; it pickles for checkpoints.
+Plain Python on purpose: the same object runs in every runtime. A card's state is a ``msgspec``
+struct of plain lists and dicts: checkpoints and Spark's state store encode it as MessagePack in C
+(~2 µs a card, where copying it to tuples and pickling took ~10), and it is not tracked by the
+cyclic garbage collector (``gc=False``: it holds no reference cycles).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+import msgspec
 
 from dotjoin.pipelines.payments.contract import HIGH_RISK_CATEGORIES, Payment
 
@@ -84,31 +87,19 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
-@dataclass(slots=True)
-class CardState:
+class CardState(msgspec.Struct, array_like=True, gc=False):
     """What one card's history says, in O(window) memory."""
 
-    recent: deque[tuple[int, float]] = field(default_factory=deque)  # (event ms, amount), last hour
+    recent: list[tuple[int, float]] = msgspec.field(default_factory=list)  # (event ms, amount), last hour
     n: int = 0  # Welford running statistics of log(amount)
     mean: float = 0.0
     m2: float = 0.0
     last_ms: int | None = None
     last_lat: float = 0.0
     last_lon: float = 0.0
-    devices: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
-    visits: dict[str, tuple[int, float]] = field(default_factory=dict)  # merchant -> (last event ms, amount)
-    rounds: deque[int] = field(default_factory=deque)  # event ms of round-amount charges, last hour
-
-    def flat(self) -> tuple[Any, ...]:
-        """Plain tuples for checkpoints: pickling these is ~3x faster than the dataclass."""
-        return (tuple(self.recent), self.n, self.mean, self.m2, self.last_ms, self.last_lat, self.last_lon,
-                tuple(self.devices), tuple(self.visits.items()), tuple(self.rounds))  # fmt: skip
-
-    @classmethod
-    def from_flat(cls, f: tuple[Any, ...]) -> CardState:
-        return cls(
-            deque(f[0]), f[1], f[2], f[3], f[4], f[5], f[6], dict.fromkeys(f[7]), dict(f[8]), deque(f[9])
-        )
+    devices: dict[str, None] = msgspec.field(default_factory=dict)  # insertion-ordered set
+    visits: dict[str, tuple[int, float]] = msgspec.field(default_factory=dict)  # merchant -> (ms, amount)
+    rounds: list[int] = msgspec.field(default_factory=list)  # event ms of round-amount charges, last hour
 
 
 def is_round(amount: float) -> bool:
@@ -160,8 +151,11 @@ class FeatureState:
 
         recent = card.recent
         hour_ago = t - HOUR_MS
-        while recent and recent[0][0] <= hour_ago:
-            recent.popleft()
+        if recent and recent[0][0] <= hour_ago:  # expire the leading entries up to the first later one
+            k = 1
+            while k < len(recent) and recent[k][0] <= hour_ago:
+                k += 1
+            del recent[:k]
         count_1m = count_10m = small_10m = 0
         sum_1h = 0.0
         if recent:
@@ -204,8 +198,11 @@ class FeatureState:
             same_merchant_ratio = amount / max(last_visit[1], 0.01)
         round_amount = channel != "atm" and is_round(raw)  # in the card's currency; cash is round
         rounds = card.rounds
-        while rounds and rounds[0] <= hour_ago:
-            rounds.popleft()
+        if rounds and rounds[0] <= hour_ago:
+            k = 1
+            while k < len(rounds) and rounds[k] <= hour_ago:
+                k += 1
+            del rounds[:k]
         category = info.category
         typical = self.category_usd.get(category)
         hour = ((t / 3_600_000) + lon / 15.0) % 24  # local solar hour: no time-zone table needed

@@ -7,10 +7,10 @@ through :mod:`dotjoin.platform.spark`:
 
 * **per card** (``groupBy(key).transformWithState``, :meth:`CardFunction.__call__`): sort the card's
   messages of the micro-batch by (partition, offset) — the order the embedded runner reads them in —,
-  restore the card's state (:meth:`~.detector.Detector.card_states`, pickled: its
-  :class:`~.features.CardState` and event-time clock) into a fresh detector, parse (a contract break
-  becomes a ``dead`` row with its error: nothing is dropped), and run
-  :meth:`~.detector.Detector.features`: one
+  restore the card's state (:meth:`~.detector.Detector.card_states`, encoded by
+  :func:`~.detector.encode_states`: its :class:`~.features.CardState` and event-time clock) into a
+  fresh detector, parse (a contract break becomes a ``dead`` row with its error: nothing is
+  dropped), and run :meth:`~.detector.Detector.features`: one
   ``scored`` row per kept message (with its feature row), ``late`` rows, one ``stats`` row; the state
   goes back to the state store;
 * **per batch** (``mapInArrow``, :meth:`CardFunction.score`): :meth:`~.detector.Detector.score` — rules
@@ -31,7 +31,6 @@ whatever the micro-batch boundaries (``tests/integration/test_payments_spark.py`
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -46,7 +45,14 @@ import pyarrow.compute as pc
 from dotjoin.config import Settings
 from dotjoin.exceptions import ConfigError
 from dotjoin.pipelines.payments.contract import TOPIC_ALERTS, TOPIC_PAYMENTS, ContractError, parse_payment
-from dotjoin.pipelines.payments.detector import DEFAULT_LATENESS_MS, DEFAULT_RULE_FLOOR, Alert, Detector
+from dotjoin.pipelines.payments.detector import (
+    DEFAULT_LATENESS_MS,
+    DEFAULT_RULE_FLOOR,
+    Alert,
+    Detector,
+    decode_states,
+    encode_states,
+)
 from dotjoin.pipelines.payments.features import FEATURES, MerchantInfo
 from dotjoin.pipelines.payments.history import Reference
 from dotjoin.pipelines.payments.models import FraudModels
@@ -138,8 +144,8 @@ class CardFunction:
         """One card's messages of a micro-batch (``INPUT_COLUMNS`` tuples) → output rows, new state."""
         rows = sorted(rows, key=lambda r: (r[2], r[3]))  # (partition, offset): the topic's order
         detector = self.detector()
-        if state is not None:  # this card's state only (Detector.card_states: plain tuples)
-            detector.restore_cards(pickle.loads(state))  # noqa: S301 - our own state
+        if state is not None:  # this card's state only
+            detector.restore_cards(decode_states(state))
         out: list[tuple[Any, ...]] = []
         payments, origin = [], []
         for _, value, partition, offset, stamp in rows:
@@ -154,7 +160,7 @@ class CardFunction:
         out.extend(_row("scored", key, origin[i], features=matrix[j].tobytes()) for j, i in enumerate(kept))
         out.append(_row("stats", key, (0, 0, 0, b""), messages=len(rows), scored=result.scored,
                         duplicates=result.duplicates))  # fmt: skip
-        return out, pickle.dumps(detector.card_states(), protocol=5)
+        return out, encode_states(detector.card_states())
 
     def score(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         """The scoring step (``mapInArrow``, after the per-card step): the ``scored`` rows of a batch —
