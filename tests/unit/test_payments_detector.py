@@ -147,6 +147,21 @@ def test_models_learn_a_planted_signal_explain_it_and_refuse_thin_history(tmp_pa
         FraudModels.load(tmp_path / "missing.pickle")
 
 
+def test_the_forest_scores_as_scikit_learn_scores() -> None:
+    """Our tree loop of the isolation forest against scikit-learn's own ``score_samples``, also with
+    a feature subsample per tree and on rows far outside the training range."""
+    from sklearn.ensemble import IsolationForest
+
+    from dotjoin.pipelines.payments.models import _forest_scorer
+
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(3000, 6))
+    probe = np.vstack([rng.normal(size=(500, 6)), rng.normal(scale=50, size=(20, 6))])
+    for max_features in (1.0, 0.5):
+        forest = IsolationForest(n_estimators=30, max_features=max_features, random_state=0).fit(rows)
+        assert np.allclose(_forest_scorer(forest)(probe), -forest.score_samples(probe), rtol=0, atol=1e-12)
+
+
 def test_quality_counts_against_the_labels() -> None:
     q = quality(
         [("a", 0.9), ("b", 0.8), ("c", 0.1), ("d", 0.7)], {"a", "b"}, {"a", "d"}, {"a": "x", "d": "y"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,7 +81,7 @@ class FraudModels:
                 if self.classifier is not None and n
                 else np.zeros(n)
             )
-            anomaly = -self.forest.score_samples(rows) if self.forest is not None and n else np.zeros(n)
+            anomaly = _forest_scorer(self.forest)(rows) if self.forest is not None and n else np.zeros(n)
         return prob, anomaly
 
     def explain_rows(self, rows: np.ndarray, top: int = 3) -> list[list[tuple[str, float]]]:
@@ -97,7 +98,7 @@ class FraudModels:
                 score = self.classifier.predict_proba(flat)[:, 1].reshape(n, k + 1)
             else:
                 assert self.forest is not None
-                score = -self.forest.score_samples(flat).reshape(n, k + 1)
+                score = _forest_scorer(self.forest)(flat).reshape(n, k + 1)
         gains = score[:, :1] - score[:, 1:]
         out = []
         for g in gains:
@@ -131,6 +132,59 @@ class FraudModels:
         if tuple(models.features) != FEATURES:
             raise ConfigError(f"{path}: trained on other features; retrain (dotjoin payments train)")
         return models
+
+
+class _ForestScorer:
+    """An isolation forest's anomaly score, ``-score_samples(rows)``, in a tree loop of our own.
+
+    scikit-learn's ``score_samples`` dispatches each tree through joblib (~3 µs a row for 50 trees
+    on 2,000-row batches, most of it dispatch); this walks each tree once with its ``apply`` and a
+    table of what a leaf adds to the path length (its depth plus the expected depth of the points
+    it still holds). Same formula (Liu et al. 2008, as scikit-learn implements it); a test compares
+    it with ``score_samples``.
+    """
+
+    def __init__(self, forest: IsolationForest) -> None:
+        self.trees = []
+        for tree, features in zip(forest.estimators_, forest.estimators_features_, strict=True):
+            t = tree.tree_
+            depth = np.zeros(t.node_count)
+            for node in range(t.node_count):  # children come after their parent
+                for child in (t.children_left[node], t.children_right[node]):
+                    if child >= 0:
+                        depth[child] = depth[node] + 1
+            self.trees.append((t, np.asarray(features), depth + _average_path_length(t.n_node_samples)))
+        self.denominator = len(self.trees) * float(_average_path_length(np.array([forest.max_samples_]))[0])
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(rows, dtype=np.float32)
+        path = np.zeros(len(x))
+        full = np.arange(x.shape[1])
+        for tree, features, leaf_path in self.trees:
+            part = x if np.array_equal(features, full) else np.ascontiguousarray(x[:, features])
+            path += leaf_path[tree.apply(part)]
+        return np.asarray(2.0 ** (-path / self.denominator))
+
+
+def _average_path_length(n: np.ndarray) -> np.ndarray:
+    """The expected path length of an unsuccessful search in a binary search tree of ``n`` points."""
+    n = np.asarray(n, dtype=np.float64)
+    out = np.zeros_like(n)
+    out[n == 2] = 1.0
+    big = n > 2
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
+
+
+_SCORERS: weakref.WeakKeyDictionary[IsolationForest, _ForestScorer] = weakref.WeakKeyDictionary()
+
+
+def _forest_scorer(forest: IsolationForest) -> _ForestScorer:
+    """The scorer of ``forest``, made on first use (and gone with the forest)."""
+    scorer = _SCORERS.get(forest)
+    if scorer is None:
+        scorer = _SCORERS[forest] = _ForestScorer(forest)
+    return scorer
 
 
 def _threshold_for_precision(prob: np.ndarray, y: np.ndarray, min_precision: float) -> float:
@@ -183,7 +237,7 @@ def train(
     classifier.fit(fit_x, fit_y)
     forest = IsolationForest(n_estimators=50, random_state=seed).fit(fit_x[fit_y == 0])
     prob = classifier.predict_proba(val_x)[:, 1]
-    anomaly = -forest.score_samples(val_x)
+    anomaly = _forest_scorer(forest)(val_x)  # as scoring computes it
     normal = anomaly[val_y == 0]
     anomaly_threshold = float(np.quantile(normal, 1 - anomaly_rate)) if normal.size else float("inf")
     supervised_threshold = _threshold_for_precision(prob, val_y, min_precision) if val_y.any() else 0.5
