@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,10 +61,11 @@ def _in_lake(settings: Settings) -> list[str]:
         return sorted(lake.scan(LAKE_ALERTS_TABLE).column("event_id").to_pylist())
 
 
-def _send(settings: Settings, eps: float = 200) -> None:
+def _send(settings: Settings, eps: float = 200, pace: float = 0) -> None:
+    """Send the simulated stream, as fast as possible (``pace`` 0) or at ``pace`` messages a second."""
     sim = generate(seed=11, eps=eps, duration_s=240, start=START)
     with open_bus(settings).producer() as producer:
-        produce(sim, producer, eps=0)
+        produce(sim, producer, eps=pace)
 
 
 def test_the_embedded_runner_raises_the_replays_alerts_and_dead_letters_malformed_messages(
@@ -102,9 +104,12 @@ def test_kill_9_mid_stream_and_restart_equal_an_uninterrupted_run(tmp_path: Path
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     settings = load_settings(profile="local", cwd=run_dir, env={})
-    reference = _simulate(tmp_path / "log", eps=1000)  # 240,000 messages: the kill lands mid-stream
+    reference = _simulate(tmp_path / "log", eps=1000)  # 240,000 messages
     expected = _expected_alerts(tmp_path / "log", reference)
-    _send(settings, eps=1000)
+    # Sent at 10,000 a second while the runner runs (it keeps up): the kill, after the first
+    # checkpoint, lands mid-stream however fast the runner is.
+    sender = threading.Thread(target=_send, args=(settings, 1000, 10_000))
+    sender.start()
     env = {k: v for k, v in os.environ.items() if k != "DOTJOIN_PROFILE"}
     cmd = [
         sys.executable, "-m", "dotjoin", "-q", "payments", "detect", "--rules-only",
@@ -119,6 +124,8 @@ def test_kill_9_mid_stream_and_restart_equal_an_uninterrupted_run(tmp_path: Path
     assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+    assert sender.is_alive(), "the kill came after the whole stream was sent: nothing was tested"
+    sender.join()
     partial = _stored_alerts(settings) if settings.resolve("warehouse.duckdb").exists() else []
     assert len(partial) < len(expected), "the kill came after the whole stream: nothing was tested"
     rerun = subprocess.run(cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=180)

@@ -29,15 +29,8 @@ DEFAULT_RULE_FLOOR = 0.2  # with models, a fired rule alerts from this fraud pro
 _MODELS = ("classifier", "isolation_forest")  # the names an alert gives the models that flagged it
 
 
-class CardClock(msgspec.Struct, array_like=True, gc=False):
-    """A card's event-time clock and the ids it saw within its lateness horizon."""
-
-    max_ms: int
-    ids: dict[str, int] = msgspec.field(default_factory=dict)
-
-
-#: A card's whole state: what :meth:`Detector.card_states` gives and :func:`encode_states` encodes.
-CardStates = dict[str, tuple[CardState, CardClock]]
+#: Cards' states: what :meth:`Detector.card_states` gives and :func:`encode_states` encodes.
+CardStates = dict[str, CardState]
 _STATES_ENCODER = msgspec.msgpack.Encoder()
 _STATES_DECODER = msgspec.msgpack.Decoder(CardStates)
 
@@ -124,21 +117,18 @@ class Detector:
         self.rule_names = tuple(rule.name for rule in self.rules)
         self.models = models
         self.allowed_lateness_ms = allowed_lateness_ms
-        self._clocks: dict[str, CardClock] = {}
         self.counters = Counters()
         self.dirty: set[str] = set()  # cards whose state changed (the runner takes and empties it)
 
     def card_states(self, cards: Iterable[str] | None = None) -> CardStates:
         """The state of ``cards`` (default: every card): the live objects — encode them
         (:func:`encode_states`) before the detector goes on."""
-        keys = self._clocks.keys() if cards is None else cards
-        return {card: (self.state.cards[card], self._clocks[card]) for card in keys}
+        every = self.state.cards
+        return dict(every) if cards is None else {card: every[card] for card in cards}
 
     def restore_cards(self, states: CardStates) -> None:
         """Put back card states (decoded by :func:`decode_states`; later ones overwrite earlier ones)."""
-        for card, (state, clock) in states.items():
-            self.state.cards[card] = state
-            self._clocks[card] = clock
+        self.state.cards.update(states)
 
     def features(self, payments: Sequence[Payment]) -> tuple[np.ndarray, list[int], BatchResult]:
         """Advance the state over ``payments``: their feature rows, the indexes they belong to, and
@@ -147,26 +137,28 @@ class Detector:
         rows: list[list[float]] = []
         kept: list[int] = []
         lateness = self.allowed_lateness_ms
+        cards, observe, dirty = self.state.cards, self.state.observe, self.dirty
         for i, p in enumerate(payments):
             t = p.event_time_ms
-            clock = self._clocks.get(p.card_id)
-            if clock is None:
-                clock = self._clocks[p.card_id] = CardClock(t)
-            if t < clock.max_ms - lateness:
+            card = cards.get(p.card_id)
+            if card is None:
+                card = cards[p.card_id] = CardState(max_ms=t)
+            if t < card.max_ms - lateness:
                 result.late.append(i)
                 continue
-            if p.event_id in clock.ids:
+            ids = card.ids
+            if p.event_id in ids:
                 result.duplicates += 1
                 continue
-            clock.ids[p.event_id] = t
-            if t > clock.max_ms:
-                clock.max_ms = t
-                horizon = t - 2 * lateness
-                if len(clock.ids) > 8:
-                    clock.ids = {e: ts for e, ts in clock.ids.items() if ts >= horizon}
-            rows.append(self.state.observe(p))
+            ids[p.event_id] = t
+            if t > card.max_ms:
+                card.max_ms = t
+                if len(ids) > 8:
+                    horizon = t - 2 * lateness
+                    card.ids = {e: ts for e, ts in ids.items() if ts >= horizon}
+            rows.append(observe(p, card))
             kept.append(i)
-            self.dirty.add(p.card_id)
+            dirty.add(p.card_id)
         result.scored = len(kept)
         matrix = np.asarray(rows, dtype=np.float64) if rows else np.empty((0, len(FEATURES)))
         return matrix, kept, result
