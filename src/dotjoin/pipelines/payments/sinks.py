@@ -192,8 +192,8 @@ def alerts_arrow(alerts: Sequence[Alert]) -> pa.Table:
 class AlertLake:
     """Alerts to the lake's Iceberg table (created on first use), upserted by event id.
 
-    Safe across ``fork``: a child process (the runner's checkpoint writer) opens its own catalog
-    connection instead of sharing the parent's.
+    The runner writes it from its checkpoint thread, one write at a time. Safe across ``fork``: a
+    child process opens its own catalog connection instead of sharing the parent's.
     """
 
     def __init__(self, settings: Settings, table: str = LAKE_ALERTS_TABLE) -> None:
