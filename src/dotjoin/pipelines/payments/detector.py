@@ -36,7 +36,7 @@ _STATES_DECODER = msgspec.msgpack.Decoder(CardStates)
 
 
 def encode_states(states: CardStates) -> bytes:
-    """Card states as MessagePack (checkpoints, Spark's state store): ~2 µs a card, in C."""
+    """Card states as MessagePack (checkpoints, Spark's state store): ~2.5 µs a card, in C."""
     return _STATES_ENCODER.encode(states)
 
 
@@ -207,8 +207,8 @@ class Detector:
         result.risk.extend(zip([p.event_id for p in scored], risk, strict=True))
         hits = np.flatnonzero(any_rule | flagged_any).tolist()
         drivers = self._drivers(matrix, [j for j in hits if flagged_any[j]])
+        names = self.rule_names
         for j in hits:
-            names = self.rule_names
             rules = tuple(names[r] for r in np.flatnonzero(fired[:, j])) if any_rule[j] else ()
             flagged = tuple(name for m, name in enumerate(_MODELS) if by_model[m, j])
             result.alerts.append(

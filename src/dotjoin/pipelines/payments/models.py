@@ -153,15 +153,16 @@ class _ForestScorer:
                 for child in (t.children_left[node], t.children_right[node]):
                     if child >= 0:
                         depth[child] = depth[node] + 1
-            self.trees.append((t, np.asarray(features), depth + _average_path_length(t.n_node_samples)))
+            every = np.array_equal(features, np.arange(forest.n_features_in_))
+            subset = None if every else np.asarray(features)
+            self.trees.append((t, subset, depth + _average_path_length(t.n_node_samples)))
         self.denominator = len(self.trees) * float(_average_path_length(np.array([forest.max_samples_]))[0])
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(rows, dtype=np.float32)
         path = np.zeros(len(x))
-        full = np.arange(x.shape[1])
-        for tree, features, leaf_path in self.trees:
-            part = x if np.array_equal(features, full) else np.ascontiguousarray(x[:, features])
+        for tree, subset, leaf_path in self.trees:  # subset: the tree's features, None for all
+            part = x if subset is None else np.ascontiguousarray(x[:, subset])
             path += leaf_path[tree.apply(part)]
         return np.asarray(2.0 ** (-path / self.denominator))
 

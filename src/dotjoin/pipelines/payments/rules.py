@@ -45,9 +45,6 @@ class Condition:
     value: float
     index: int
 
-    def holds(self, features: Sequence[float] | np.ndarray) -> bool:
-        return _OPS[self.op](features[self.index], self.value)
-
     def explain(self, features: Sequence[float] | np.ndarray) -> str:
         return f"{self.feature} {features[self.index]:.4g} {self.op} {self.value:g}"
 
@@ -61,9 +58,6 @@ class Rule:
     name: str
     description: str
     conditions: tuple[Condition, ...]
-
-    def fires(self, features: Sequence[float] | np.ndarray) -> bool:
-        return all(c.holds(features) for c in self.conditions)
 
     def explain(self, features: Sequence[float] | np.ndarray) -> str:
         return f"{self.name}: " + ", ".join(c.explain(features) for c in self.conditions)

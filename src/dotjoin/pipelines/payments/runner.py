@@ -9,7 +9,7 @@ One loop on the bus (the embedded log, or Kafka with a consumer group): consume 
 2. every ``checkpoint_s`` the cards changed since the last checkpoint and the next offset of every
    partition are written atomically (write, fsync, rename; :class:`~.checkpoint.CheckpointStore`), and
    only then are the offsets committed to the bus. The loop encodes the state of the cards each batch
-   changed (~2 µs a card), so a checkpoint only hands those bytes to a thread, which
+   changed (~2.5 µs a card), so a checkpoint only hands those bytes to a thread, which
    first upserts the alerts raised since the last checkpoint into the lake's table (by ``event_id``)
    — a saved checkpoint implies the lake has every alert below its offsets — then writes the file;
    the offsets are committed when the thread has succeeded. Compaction into a full base runs in a
