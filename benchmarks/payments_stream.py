@@ -2,9 +2,11 @@
 
 Issue 11. In one invocation, for each runtime of ``--runtimes`` and each offered rate of ``--rates``:
 
-* **same events**: the simulated stream of each rate (``generate(seed=7, eps=rate, duration_s=seconds)``)
-  is generated once, before anything is timed, into a file of pre-built (key, value) messages; every
-  runtime gets exactly those messages, once each;
+* **same events**: each rate has its own simulated world of ``60 x rate`` customers (the simulator's
+  default size: a customer pays about once a minute, so a card's velocity does not grow with the rate)
+  and its stream (``generate(seed=7, eps=rate, duration_s=seconds)``), generated once, before anything
+  is timed, into a file of pre-built (key, value) messages; every runtime gets exactly those messages,
+  once each;
 * **same broker**: with ``--bus kafka`` (the default when Kafka answers at 127.0.0.1:9092) everything
   goes through the real broker, a fresh topic per runtime and rate
   (``bench_payments_<runtime>_<rate>_<token>``, 4 partitions, with its ``.late`` / ``.dlq`` siblings),
@@ -23,8 +25,8 @@ Issue 11. In one invocation, for each runtime of ``--runtimes`` and each offered
 The runtimes (each processes every message once; one repeat per rate for all):
 
 * ``embedded``: dotjoin's :class:`~dotjoin.pipelines.payments.runner.Runner` with the rules and the
-  models (trained once, on a 5-minute history of the same simulated world): contract checks, event
-  time, duplicates, 23 features, 4 rules, a classifier and an isolation forest, alerts upserted into a
+  models (trained on a labelled history of the same world, as long as the stream and at the same
+  rate): contract checks, event time, duplicates, 23 features, 4 rules, a classifier and an isolation forest, alerts upserted into a
   local DuckDB warehouse (the benchmark keeps the warehouse local; the bus is what is measured) and
   sent to the ``alerts`` topic, state checkpointed every 2 s. Latency: message timestamp → alert
   written (the runner's own measure, as the dashboard shows it);
@@ -108,6 +110,7 @@ KEPT_UP_S = {"spark": 2.0}  # drain allowance; 1 s for the others
 P99_TARGET_MS = {"embedded": 250.0, "embedded-rules": 250.0, "quix": 250.0, "spark": 2000.0}
 SPARK_TRIGGER_S = 0.5
 READY_TIMEOUT_S = 120.0
+CUSTOMER_EVERY_S = 60  # default world: rate x 60 customers (the simulator's: each pays about once a minute)
 # librdkafka without its info lines (queue purges) on the admin clients
 ADMIN: dict[str, str | int | float | bool] = {"bootstrap.servers": KAFKA, "log_level": 4}
 
@@ -203,15 +206,24 @@ HEADER = (
 
 
 @dataclass
+class World:
+    """One rate's simulated world: its reference data, the models trained on its history, its stream."""
+
+    customers: int
+    reference: Reference
+    models: FraudModels
+    models_path: Path
+    stream: Path  # the pre-built (keys, values) messages
+    count: int  # messages in the stream
+
+
+@dataclass
 class Bench:
     root: Path
     bus_type: str  # "kafka" or "embedded"
     seconds: float
     drain_wait_s: float
-    reference: Reference
-    models: FraudModels
-    models_path: Path
-    streams: dict[float, tuple[Path, int]]  # rate -> (file of (keys, values), message count)
+    worlds: dict[float, World]  # by offered rate
     spark: Any = None  # the SparkEngine, started on first use
 
     def settings_env(self) -> dict[str, str]:
@@ -235,29 +247,28 @@ def kafka_answers() -> bool:
         return False
 
 
-def train(root: Path, customers: int) -> tuple[Reference, FraudModels, Path]:
-    """The models, trained once on a 5-minute labelled history of the same simulated world."""
-    history = root / "history"
-    write_log(generate(seed=7, eps=500, duration_s=300, start=HISTORY_START, customers=customers), history)
+def world(root: Path, rate: float, seconds: float, customers: int | None) -> World:
+    """One rate's world, built before anything is timed: the models trained on a labelled history of it
+    (as long as the stream, at the same rate: the cards pay as often as in the stream), then the stream
+    as pre-built (key, value) messages in the simulator's emission order."""
+    size = customers or int(rate * CUSTOMER_EVERY_S)
+    where = root / f"world-{int(rate)}"
+    history = where / "history"
+    write_log(generate(seed=7, eps=rate, duration_s=seconds, start=HISTORY_START, customers=size), history)
     h = read_recorded(history / "events.jsonl")
     labels = read_labels(history / "labels.jsonl")
     h.fraud = [p.event_id in labels for p in h.payments]
     reference = Reference.read(history / "merchants.csv", history / "fx_rates.csv")
     models = train_models(h, reference, seed=1)
-    models.save(root / "models.pickle")
-    return reference, models, root / "models.pickle"
-
-
-def pregenerate(root: Path, rate: float, seconds: float, customers: int) -> tuple[Path, int]:
-    """The stream of one rate as pre-built (key, value) messages, in the simulator's emission order."""
-    sim = generate(seed=7, eps=rate, duration_s=seconds, start=STREAM_START, customers=customers)
+    models.save(where / "models.pickle")
+    sim = generate(seed=7, eps=rate, duration_s=seconds, start=STREAM_START, customers=size)
     keys, values = [], []
     for m in sim:
         keys.append(m.key)
         values.append(m.value)
-    path = root / f"stream-{int(rate)}.pickle"
-    path.write_bytes(pickle.dumps((keys, values), protocol=5))
-    return path, len(values)
+    stream = where / "stream.pickle"
+    stream.write_bytes(pickle.dumps((keys, values), protocol=5))
+    return World(size, reference, models, where / "models.pickle", stream, len(values))
 
 
 def new_topic(bus: Bus, runtime: str, rate: float) -> str:
@@ -307,7 +318,7 @@ class Producer:
     """The paced producer subprocess: loads its messages, sends them when :meth:`go` is called."""
 
     def __init__(self, bench: Bench, rate: float, topic: str, where: Path) -> None:
-        path, self.count = bench.streams[rate]
+        path, self.count = bench.worlds[rate].stream, bench.worlds[rate].count
         env = json.dumps(bench.settings_env())
         self.child = subprocess.Popen(
             [sys.executable, "-c", PRODUCER, str(path), topic, str(rate), str(where), env],
@@ -370,11 +381,11 @@ def run_embedded(bench: Bench, rate: float, *, rules_only: bool) -> Measured:
     settings = bench.settings(where)
     bus = open_bus(settings)
     topic = new_topic(bus, runtime, rate)
-    ref = bench.reference
-    detector = Detector(ref.merchants, load_rules(), None if rules_only else bench.models,
-                        usd_rates=ref.usd_rates)  # fmt: skip
+    w = bench.worlds[rate]
+    detector = Detector(w.reference.merchants, load_rules(), None if rules_only else w.models,
+                        usd_rates=w.reference.usd_rates)  # fmt: skip
     if rules_only:  # the category typicals are reference data learned at training, not a model
-        detector.state.category_usd = dict(bench.models.category_usd)
+        detector.state.category_usd = dict(w.models.category_usd)
     recorder = _Recorder()
     group = f"{topic}-detector"
     producer = Producer(bench, rate, topic, where)
@@ -416,11 +427,12 @@ def spark_engine(bench: Bench) -> Any:
         bench.spark = SparkEngine("dotjoin-bench-payments", options)
         bus = open_bus(settings)
         topic = new_topic(bus, "spark_warmup", 0)
-        keys, values = pickle.loads(next(iter(bench.streams.values()))[0].read_bytes())
+        w = next(iter(bench.worlds.values()))
+        keys, values = pickle.loads(w.stream.read_bytes())
         with bus.producer() as producer:
             for k, v in zip(keys[:2000], values[:2000], strict=True):
                 producer.produce(topic, v, key=k)
-        run_spark(settings, reference=bench.reference, models_path=bench.models_path, topic=topic,
+        run_spark(settings, reference=w.reference, models_path=w.models_path, topic=topic,
                   table="bench_alerts", checkpoint=settings.state_dir / "spark", engine=bench.spark,
                   lake_table=None)  # fmt: skip
         drop_topics(bench, topic)
@@ -469,7 +481,8 @@ def run_spark_rate(bench: Bench, rate: float) -> Measured:
     stopper = threading.Thread(target=stop_when_drained, daemon=True)
     stopper.start()
     try:
-        stats = run_spark(settings, reference=bench.reference, models_path=bench.models_path, topic=topic,
+        w = bench.worlds[rate]
+        stats = run_spark(settings, reference=w.reference, models_path=w.models_path, topic=topic,
                           table="bench_alerts", checkpoint=where / "spark-checkpoint",
                           trigger=SPARK_TRIGGER_S, engine=engine, lake_table=None,
                           max_s=READY_TIMEOUT_S + bench.seconds + bench.drain_wait_s + 30)  # fmt: skip
@@ -511,14 +524,14 @@ def quix_rules(rules: tuple[Rule, ...]) -> dict[str, float]:
     }
 
 
-def quix_reference(bench: Bench) -> Path:
-    path = bench.root / "quix-reference.json"
+def quix_reference(bench: Bench, rate: float) -> Path:
+    w = bench.worlds[rate]
+    path = w.stream.with_name("quix-reference.json")
     if not path.exists():
-        ref = bench.reference
         data = {
-            "usd_rates": ref.usd_rates,
-            "merchant_category": {m: info.category for m, info in ref.merchants.items()},
-            "category_usd": bench.models.category_usd,
+            "usd_rates": w.reference.usd_rates,
+            "merchant_category": {m: info.category for m, info in w.reference.merchants.items()},
+            "category_usd": w.models.category_usd,
             "rules": quix_rules(load_rules()),
         }
         path.write_text(json.dumps(data), encoding="utf-8")
@@ -560,7 +573,7 @@ def run_quix(bench: Bench, rate: float) -> Measured:
     producer = Producer(bench, rate, topic, where)
     args = [str(QUIX_PYTHON), str(QUIX_APP), "--broker", KAFKA, "--topic", topic, "--alerts", alerts_topic,
             "--group", group, "--state-dir", str(where / "quix-state"),
-            "--reference", str(quix_reference(bench)), "--expect", str(producer.count)]  # fmt: skip
+            "--reference", str(quix_reference(bench, rate)), "--expect", str(producer.count)]  # fmt: skip
     log = where / "quix.log"  # its warnings and errors
     with log.open("w") as err:
         app = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -691,7 +704,12 @@ def main() -> int:
     parser.add_argument("--rates", default="5000,10000,20000")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--bus", choices=("kafka", "embedded"), help="default: kafka if it answers")
-    parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument(
+        "--customers",
+        type=int,
+        help=f"the world's size (default: {CUSTOMER_EVERY_S} x the rate, "
+        "the simulator's own: a customer pays about once a minute)",
+    )
     parser.add_argument("--drain-wait", type=float, default=10.0, help="seconds to wait for a backlog")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
@@ -704,14 +722,14 @@ def main() -> int:
     runtimes = runnable(wanted, bus_type)
     with tempfile.TemporaryDirectory(prefix="dj-bench-pay-") as tmp:
         root = Path(tmp)
-        t = time.perf_counter()
-        reference, models, models_path = train(root, args.customers)
-        print(f"trained on a 5-minute history in {time.perf_counter() - t:.0f} s", flush=True)
-        t = time.perf_counter()
-        streams = {rate: pregenerate(root, rate, args.seconds, args.customers) for rate in rates}
-        counts = ", ".join(f"{n:,} messages at {rate:,.0f}/s" for rate, (_, n) in streams.items())
-        print(f"pre-generated the streams ({counts}) in {time.perf_counter() - t:.0f} s", flush=True)
-        bench = Bench(root, bus_type, args.seconds, args.drain_wait, reference, models, models_path, streams)
+        worlds = {}
+        for rate in rates:
+            t = time.perf_counter()
+            worlds[rate] = w = world(root, rate, args.seconds, args.customers)
+            print(f"{rate:,.0f}/s: {w.customers:,} customers; models trained on a history as long as the "
+                  f"stream ({w.models.report.rows:,} events); {w.count:,} messages pre-built; in "
+                  f"{time.perf_counter() - t:.0f} s", flush=True)  # fmt: skip
+        bench = Bench(root, bus_type, args.seconds, args.drain_wait, worlds)
         results: dict[str, list[Measured]] = {}
         try:
             for runtime in runtimes:

@@ -153,6 +153,9 @@ class Runner:
         ):
             self._writer = AlertWriter(self.wh, self.table)
             stack.callback(self._writer.close)
+            if gc.isenabled():  # no cyclic collections while the loop runs (see _checkpoint)
+                gc.disable()
+                stack.callback(gc.enable)
             labels = None
             label_marks: dict[tuple[str, int], Message] = {}
             if self.labels_topic is not None and self.monitor is not None:
@@ -251,9 +254,11 @@ class Runner:
         job = _Checkpoint(self.store.advance(), self._delta, dict(self.offsets), counters,
                           list(self._marks.values()), len(self._lake_pending))  # fmt: skip
         self._delta, self._marks = [], {}
-        # Everything alive now (the cards' state above all) leaves the cyclic collector's view: its full
-        # collections walked every card's deque and dict, pauses of hundreds of ms in the loop. The
-        # state holds no reference cycles; refcounting still frees what is dropped (Python's gc docs).
+        # The cyclic collector is off while the loop runs (run()), and everything alive now (the cards'
+        # state above all) leaves its view for good: its collections scanned every new card's lists and
+        # dicts (half the cost of the features on a stream of new cards: 31 against 15 µs an event,
+        # measured) and its full ones walked every card (pauses of hundreds of ms). The loop makes next to
+        # no cycles (10 unreachable objects after 800,000 events); refcounting frees all the rest.
         gc.freeze()
         if background:
             job.thread = threading.Thread(target=self._save, args=(job,), name="checkpoint", daemon=True)
