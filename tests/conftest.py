@@ -82,6 +82,13 @@ def kafka(stack_settings: Settings) -> Settings:
 
 
 @pytest.fixture
+def connect_worker(postgres: Settings, kafka: Settings) -> Settings:
+    """Kafka Connect (with Debezium), PostgreSQL and Kafka all up."""
+    require_service("Kafka Connect", "127.0.0.1", postgres.services.connect_port)
+    return postgres
+
+
+@pytest.fixture
 def redis_service(stack_settings: Settings) -> Settings:
     require_service("Redis", stack_settings.redis.host, stack_settings.redis.port)
     return stack_settings

@@ -90,9 +90,11 @@ class RedisSettings(_Section):
 
 class ServicesSettings(_Section):
     dir: str = "services"  # data, logs and pid files of `make services`, relative to state_dir
-    enabled: tuple[str, ...] = ("postgres", "redis", "kafka", "airflow")
+    enabled: tuple[str, ...] = ("postgres", "redis", "kafka", "connect", "airflow")
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
+    connect_port: int = 8083  # Kafka Connect's REST API (one distributed worker, Debezium's plugin)
+    connect_heap: str = "384m"
     # Apache Airflow 3 (api-server + scheduler + dag-processor, LocalExecutor), from .venv-airflow
     airflow_port: int = 8280  # api-server: UI, REST API and the tasks' execution API
     airflow_venv: str = ".venv-airflow"  # relative to the repository
@@ -144,6 +146,28 @@ class OrchestrationSettings(_Section):
     notify_success: bool = True  # the notify steps post a summary to the webhook too
 
 
+#: A lower-case SQL name that needs no quoting (it also ends up in Debezium's config and topic names).
+PlainName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+
+
+class CdcSettings(_Section):
+    """Change data capture (``dotjoin cdc``): the source schema in the stack's PostgreSQL, and Debezium.
+
+    ``replication_user`` is the connector's role: LOGIN REPLICATION, SELECT on the captured tables and
+    write access to the heartbeat table only (``dotjoin services up`` creates it and generates its
+    password into ``.dotjoin/secrets.toml``; the connector reads it from a file, never from its config).
+    """
+
+    source_schema: PlainName = "cdc_source"  # the captured tables, owned by the warehouse's role
+    publication: PlainName = "dotjoin_cdc"
+    slot: PlainName = "dotjoin_cdc"
+    topic_prefix: PlainName = "cdc"  # change events go to <prefix>.<schema>.<table>
+    connector: str = "dotjoin-cdc-source"
+    replication_user: PlainName = "dotjoin_replicator"
+    replication_password: SecretStr | None = None
+    heartbeat_ms: int = 10_000  # the slot advances even when the captured tables are quiet
+
+
 class Settings(_Section):
     profile: Profile = "local"
     state_dir: Path = Path(".dotjoin")
@@ -155,6 +179,7 @@ class Settings(_Section):
     web: WebSettings = WebSettings()
     ingest: IngestSettings = IngestSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
+    cdc: CdcSettings = CdcSettings()
 
     def resolve(self, relative: str) -> Path:
         """A path from the settings, anchored at ``state_dir`` unless absolute."""

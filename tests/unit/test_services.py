@@ -79,11 +79,12 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_registry_names_match_classes_and_default_order(settings: Settings) -> None:
     assert {name: cls.name for name, cls in SERVICES.items()} == {
-        n: n for n in ("postgres", "redis", "kafka", "airflow")
+        n: n for n in ("postgres", "redis", "kafka", "connect", "airflow")
     }
-    assert [s.name for s in select_services(settings)] == ["postgres", "redis", "kafka", "airflow"]
+    assert [s.name for s in select_services(settings)] == ["postgres", "redis", "kafka", "connect", "airflow"]
     assert [s.name for s in select_services(settings, ["kafka", "redis"])] == ["redis", "kafka"]
-    with pytest.raises(ServiceError, match=r"unknown service 'nope'.*known: postgres, redis, kafka, airflow"):
+    known = "known: postgres, redis, kafka, connect, airflow"
+    with pytest.raises(ServiceError, match=rf"unknown service 'nope'.*{known}"):
         select_services(settings, ["nope"])
 
 
@@ -253,7 +254,8 @@ def test_cli_status_json_reports_down_services(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOTJOIN")}
     env.update({"DOTJOIN__WAREHOUSE__PORT": str(free_port()), "DOTJOIN__REDIS__PORT": str(free_port()),
                 "DOTJOIN__BUS__BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-                "DOTJOIN__SERVICES__AIRFLOW_PORT": str(free_port())})  # fmt: skip
+                "DOTJOIN__SERVICES__AIRFLOW_PORT": str(free_port()),
+                "DOTJOIN__SERVICES__CONNECT_PORT": str(free_port())})  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "dotjoin.cli.main", "services", "status", "--output", "json"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
@@ -262,7 +264,7 @@ def test_cli_status_json_reports_down_services(tmp_path: Path) -> None:
     rows = json.loads(result.stdout)
     assert [(r["service"], r["state"], r["pid"]) for r in rows] == [
         ("postgres", "down", None), ("redis", "down", None), ("kafka", "down", None),
-        ("airflow", "down", None),
+        ("connect", "down", None), ("airflow", "down", None),
     ]  # fmt: skip
     bad = subprocess.run(
         [sys.executable, "-m", "dotjoin.cli.main", "services", "up", "mongo"],

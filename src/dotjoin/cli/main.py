@@ -78,6 +78,7 @@ def version(output: OutputOption = "table") -> None:
 
 def _register() -> None:
     from dotjoin.cli import (
+        cdc,
         commands,
         etl,
         flows,
@@ -99,6 +100,7 @@ def _register() -> None:
     app.add_typer(lake.app, name="lake")
     app.add_typer(lake.pipeline_app, name="lakehouse")
     app.add_typer(payments.app, name="payments")
+    app.add_typer(cdc.app, name="cdc")
     commands.register(app)
     flows.register(app)
     app.command()(sample.sample)

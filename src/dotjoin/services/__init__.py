@@ -14,6 +14,7 @@ from dotjoin.config import Settings
 from dotjoin.exceptions import ConfigError
 from dotjoin.services.airflow import AirflowService
 from dotjoin.services.base import Service, ServiceError, ServiceStatus
+from dotjoin.services.connect import ConnectService
 from dotjoin.services.kafka import KafkaService
 from dotjoin.services.postgres import PostgresService
 from dotjoin.services.redis import RedisService
@@ -24,6 +25,7 @@ SERVICES: dict[str, type[Service]] = {
     "postgres": PostgresService,
     "redis": RedisService,
     "kafka": KafkaService,
+    "connect": ConnectService,
     "airflow": AirflowService,
 }
 

@@ -1,9 +1,9 @@
 """Apache Kafka in KRaft mode (one JVM: broker + controller), jars from Maven Central.
 
 ``services/kafka/pom.xml`` lists the artifacts; the first ``up`` copies them into
-``services/.build/kafka/libs`` with ``mvn dependency:copy-dependencies`` (again only when the pom's
-``kafka.version`` changes). The storage is formatted once with a cluster id kept in
-``<services dir>/kafka/cluster.id``; then ``java -cp 'libs/*' kafka.Kafka server.properties`` runs.
+``services/.build/kafka/libs`` (:mod:`dotjoin.services.maven`: again only when the pom changes). The
+storage is formatted once with a cluster id kept in ``<services dir>/kafka/cluster.id``; then
+``java -cp 'libs/*' kafka.Kafka server.properties`` runs.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import base64
 import logging
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dotjoin.services import process
+from dotjoin.services import maven, process
 from dotjoin.services.base import Service, ServiceError
 
 logger = logging.getLogger(__name__)
@@ -28,8 +27,6 @@ POM = REPO_ROOT / "services" / "kafka" / "pom.xml"
 LIBS = REPO_ROOT / "services" / ".build" / "kafka" / "libs"
 MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
-JAVA_HINT = "apt-get install openjdk-17-jre-headless"
-MVN_HINT = "apt-get install maven"
 NODE_ID = 1
 
 LOG4J2 = """# Written by `dotjoin services up`. Everything to stdout, which is appended to kafka.log.
@@ -117,19 +114,12 @@ class KafkaService(Service):
     def data_dir(self) -> Path:
         return self.home / "data"
 
-    def _java(self) -> str:
-        java_home = os.environ.get("JAVA_HOME")
-        if java_home and (Path(java_home) / "bin" / "java").is_file():
-            return str(Path(java_home) / "bin" / "java")
-        return process.require_binary("java", JAVA_HINT)
-
     def check_prerequisites(self) -> None:
-        self._java()
-        if libs_version() != pom_version():
-            process.require_binary("mvn", MVN_HINT)
+        process.java()
+        maven.require_maven(LIBS, POM)
 
     def install(self) -> None:
-        self.fetch_jars()
+        maven.copy_dependencies(POM, LIBS, required=("kafka_2.13-", "kafka-server-"), what="the Kafka jars")
         self.home.mkdir(parents=True, exist_ok=True)
         self.properties_file.write_text(
             render_server_properties(
@@ -144,31 +134,8 @@ class KafkaService(Service):
         if not (self.data_dir / "meta.properties").is_file():
             self._format()
 
-    def fetch_jars(self) -> None:
-        """Copy the pom's dependencies into ``LIBS`` unless the right version is already there."""
-        wanted = pom_version()
-        if libs_version() == wanted:
-            return
-        logger.info("fetching Apache Kafka %s jars with Maven into %s (first run only)", wanted, LIBS)
-        staging = LIBS.with_name(f"libs.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        command = [
-            process.require_binary("mvn", MVN_HINT), "-q", "-B", "-f", str(POM),
-            "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
-        ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
-        if result.returncode != 0 or libs_version(staging) != wanted:
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-10:])
-            raise ServiceError(f"Maven could not fetch the Kafka jars ({' '.join(command[:6])} ...):\n{tail}")
-        shutil.rmtree(LIBS, ignore_errors=True)
-        staging.rename(LIBS)
-
     def _jvm(self, heap: str) -> list[str]:
-        return [
-            self._java(), f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-            "-cp", f"{LIBS}/*",
-        ]  # fmt: skip
+        return process.jvm(heap, classpath=f"{LIBS}/*", log4j2=self.home / "log4j2.properties")
 
     def _format(self) -> None:
         id_file = self.home / "cluster.id"

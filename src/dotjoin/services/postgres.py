@@ -215,28 +215,35 @@ class PostgresService(Service):
         return str(row[0]).split()[0] if row else "?"
 
     def after_start(self) -> None:
-        """Converge the application role and database; never print or log the password."""
+        """Converge the application role and database, and CDC's replication role; never print or log a
+        password (generated once into secrets.toml unless the settings have one)."""
         from psycopg import sql
 
-        wh = self.settings.warehouse
-        password = wh.password.get_secret_value() if wh.password else None
-        if password is None:
-            password = secrets.token_urlsafe(24)
-            store_secret(self.settings.state_dir, "warehouse", "password", password)
+        wh, cdc = self.settings.warehouse, self.settings.cdc
         with self._admin() as conn:
             conn.execute("SET log_min_error_statement = panic")  # a failing DDL must not log its text
-            verifier = conn.pgconn.encrypt_password(password.encode(), wh.user.encode(), b"scram-sha-256")
-            role, secret = sql.Identifier(wh.user), sql.Literal(verifier.decode())
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [wh.user]).fetchone()
-            verb = (
-                "ALTER ROLE {} WITH LOGIN NOSUPERUSER PASSWORD {}"
-                if exists
-                else "CREATE ROLE {} LOGIN PASSWORD {}"
-            )
-            conn.execute(sql.SQL(verb).format(role, secret))
-            db = sql.Identifier(wh.dbname)
+            self._role(conn, wh.user, wh.password, ("warehouse", "password"), "LOGIN NOSUPERUSER")
+            # Debezium's connector: may stream WAL and log in, nothing else (grants: `dotjoin cdc setup`)
+            self._role(conn, cdc.replication_user, cdc.replication_password, ("cdc", "replication_password"),
+                       "LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE")  # fmt: skip
+            role, db = sql.Identifier(wh.user), sql.Identifier(wh.dbname)
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [wh.dbname]).fetchone():
                 conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, role))
             else:
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, role))
         logger.debug("role %s owns database %s", wh.user, wh.dbname)
+
+    def _role(self, conn: Any, user: str, password: Any, secret: tuple[str, str], attributes: str) -> None:
+        """Create or alter ``user`` with ``attributes`` and its password (generated and stored under
+        ``secret`` — section, key — when the settings have none); only the SCRAM verifier is sent."""
+        from psycopg import sql
+
+        value = password.get_secret_value() if password else None
+        if value is None:
+            value = secrets.token_urlsafe(24)
+            store_secret(self.settings.state_dir, *secret, value)
+        verifier = conn.pgconn.encrypt_password(value.encode(), user.encode(), b"scram-sha-256")
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [user]).fetchone()
+        verb = "ALTER ROLE {} WITH " if exists else "CREATE ROLE {} WITH "
+        statement = sql.SQL(verb + attributes + " PASSWORD {}")  # attributes: our constants, not input
+        conn.execute(statement.format(sql.Identifier(user), sql.Literal(verifier.decode())))

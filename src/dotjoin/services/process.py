@@ -49,6 +49,23 @@ def require_binary(program: str, install: str) -> str:
     return found
 
 
+def java(home: str | None = None) -> str:
+    """The ``java`` of ``home`` (a JDK directory), else of ``$JAVA_HOME``, else the one on the PATH."""
+    for jdk in (home, os.environ.get("JAVA_HOME")):
+        if jdk and (Path(jdk) / "bin" / "java").is_file():
+            return str(Path(jdk) / "bin" / "java")
+    return require_binary("java", "apt-get install openjdk-17-jre-headless")
+
+
+def jvm(heap: str, *, classpath: str, log4j2: Path | None = None, java_home: str | None = None) -> list[str]:
+    """A JVM command line up to the main class: heap capped, G1 with short pauses, headless."""
+    command = [java(java_home), f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
+    command.append("-Djava.awt.headless=true")
+    if log4j2 is not None:
+        command.append(f"-Dlog4j2.configurationFile={log4j2}")
+    return [*command, "-cp", classpath]
+
+
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone or a zombie."""
     try:

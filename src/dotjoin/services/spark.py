@@ -13,15 +13,11 @@ Not a :class:`~dotjoin.services.base.Service`: nothing runs; a job starts Spark 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from dotjoin.services import process
+from dotjoin.services import maven
 from dotjoin.services.base import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -29,24 +25,13 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 POM = REPO_ROOT / "services" / "spark" / "pom.xml"
 JARS = REPO_ROOT / "services" / ".build" / "spark" / "jars"
-STAMP = ".pom.sha256"
-MVN_HINT = "apt-get install maven"
 #: The jars a Kafka stream needs; ensure_jars checks they arrived.
 REQUIRED = ("spark-sql-kafka-0-10_", "spark-token-provider-kafka-0-10_", "kafka-clients-", "commons-pool2-")
 
 
-def pom_hash(pom: Path = POM) -> str:
-    return hashlib.sha256(pom.read_bytes()).hexdigest()
-
-
 def installed(jars: Path = JARS, pom: Path = POM) -> bool:
     """Whether ``jars`` holds the dependencies of the current ``pom``."""
-    stamp = jars / STAMP
-    return stamp.is_file() and stamp.read_text().strip() == pom_hash(pom)
-
-
-def jar_paths(jars: Path = JARS) -> list[Path]:
-    return sorted(jars.glob("*.jar"))
+    return maven.installed(jars, pom)
 
 
 def ensure_jars(jars: Path = JARS, pom: Path = POM) -> list[Path]:
@@ -55,26 +40,7 @@ def ensure_jars(jars: Path = JARS, pom: Path = POM) -> list[Path]:
     Raises:
         ServiceError: Maven is missing or could not resolve the pom (its last lines quoted).
     """
-    if installed(jars, pom):
-        return jar_paths(jars)
-    logger.info("fetching the Spark connector jars with Maven into %s (first run only)", jars)
-    staging = jars.with_name(f"jars.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    command = [
-        process.require_binary("mvn", MVN_HINT), "-q", "-B", "-f", str(pom),
-        "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
-    names = [p.name for p in staging.glob("*.jar")]
-    missing = [r for r in REQUIRED if not any(n.startswith(r) for n in names)]
-    if result.returncode != 0 or missing:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-10:]) or f"missing: {missing}"
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ServiceError(f"Maven could not fetch the Spark jars ({' '.join(command[:6])} ...):\n{tail}")
-    (staging / STAMP).write_text(pom_hash(pom) + "\n")
-    shutil.rmtree(jars, ignore_errors=True)
-    staging.rename(jars)
-    return jar_paths(jars)
+    return maven.copy_dependencies(pom, jars, required=REQUIRED, what="the Spark connector jars")
 
 
 if __name__ == "__main__":  # pragma: no cover - `make spark`

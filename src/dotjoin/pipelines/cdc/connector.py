@@ -1,0 +1,174 @@
+"""Debezium's PostgreSQL connector on Kafka Connect: its config, registration and status.
+
+:func:`register` puts the config with ``PUT /connectors/<name>/config`` — create or update, so running
+it again changes nothing — after writing the replication role's password to a file (mode 600) in the
+worker's secrets directory: the config names it (``${file:<path>:password}``, Connect's
+FileConfigProvider), so the password is in no REST reply and no Kafka topic.
+
+The choices, and why:
+
+* ``plugin.name=pgoutput``: PostgreSQL's built-in logical decoding plugin (nothing to install);
+* ``publication.autocreate.mode=disabled``: the publication is the tables' owner's (``source.setup``);
+* ``snapshot.mode=initial``: the tables' rows first (``op=r``), then the stream from the slot;
+* ``heartbeat.interval.ms`` + ``heartbeat.action.query``: a write into the published heartbeat table
+  every interval, so the slot's confirmed position advances even when no captured table changes;
+* ``provide.transaction.metadata=true``: BEGIN/END markers on ``<prefix>.transaction`` and each event's
+  transaction id and order — what an applier needs to commit a source transaction whole;
+* ``decimal.handling.mode=string``: numerics exactly, readable in JSON (``precise`` is base64 bytes);
+* ``tombstones.on.delete=true``: a delete is followed by a null-valued message, so compacted topics
+  forget the key;
+* ``topic.creation.default.partitions=1``: a table's changes in one partition, in commit order.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from dotjoin.config import Settings
+from dotjoin.exceptions import ConfigError
+from dotjoin.pipelines.cdc.source import captured_tables, heartbeat_query
+from dotjoin.services.base import ServiceError
+from dotjoin.services.connect import POSTGRES_CONNECTOR, ConnectService, rest
+
+
+def password_file(settings: Settings) -> Path:
+    return ConnectService(settings).secrets_dir / f"{settings.cdc.connector}.properties"
+
+
+def write_password_file(settings: Settings) -> Path:
+    """The replication role's password where the worker's FileConfigProvider reads it (mode 600)."""
+    secret = settings.cdc.replication_password
+    if secret is None:
+        raise ConfigError(
+            "cdc: no password for the replication role (cdc.replication_password); "
+            "`dotjoin services up postgres` generates one into .dotjoin/secrets.toml"
+        )
+    path = password_file(settings)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"password={_escape(secret.get_secret_value())}\n")
+    os.replace(path.with_suffix(".tmp"), path)
+    return path
+
+
+def _escape(value: str) -> str:
+    """A value for a Java properties file (backslashes and the characters that end a key)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace(":", "\\:").replace("=", "\\=")
+
+
+def connector_config(settings: Settings, password_path: Path) -> dict[str, str]:
+    """The connector's configuration (strings, as Connect's REST API takes them)."""
+    cdc, pg = settings.cdc, settings.postgres
+    return {
+        "connector.class": POSTGRES_CONNECTOR,
+        "tasks.max": "1",
+        "plugin.name": "pgoutput",
+        "database.hostname": pg.host,
+        "database.port": str(pg.port),
+        "database.user": cdc.replication_user,
+        "database.password": f"${{file:{password_path}:password}}",
+        "database.dbname": pg.dbname,
+        "topic.prefix": cdc.topic_prefix,
+        "schema.include.list": cdc.source_schema,
+        "table.include.list": ",".join(t.replace(".", r"\.") for t in captured_tables(settings)),
+        "publication.name": cdc.publication,
+        "publication.autocreate.mode": "disabled",
+        "slot.name": cdc.slot,
+        "snapshot.mode": "initial",
+        "heartbeat.interval.ms": str(cdc.heartbeat_ms),
+        "heartbeat.action.query": heartbeat_query(settings),
+        "provide.transaction.metadata": "true",
+        "decimal.handling.mode": "string",
+        "tombstones.on.delete": "true",
+        # one partition per table: the table's changes in commit order (the broker's default is 4, which
+        # orders only per key); kept, not compacted: the history is replayable
+        "topic.creation.default.partitions": "1",
+        "topic.creation.default.replication.factor": "1",
+    }
+
+
+def register(settings: Settings) -> dict[str, Any]:
+    """Create or update the connector (idempotent); its config as the worker has it."""
+    connect = ConnectService(settings)
+    config = connector_config(settings, write_password_file(settings))
+    name = settings.cdc.connector
+    rest(connect.url, f"/connectors/{name}/config", method="PUT", body=config)
+    return rest(connect.url, f"/connectors/{name}")
+
+
+def status(settings: Settings) -> dict[str, Any] | None:
+    """The connector's status (its state and its task's), None if it is not registered."""
+    connect = ConnectService(settings)
+    name = settings.cdc.connector
+    if name not in rest(connect.url, "/connectors"):
+        return None
+    return rest(connect.url, f"/connectors/{name}/status")
+
+
+def wait_running(settings: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Wait until the connector and its task run; a failed task's trace is the error.
+
+    Raises:
+        ServiceError: the task failed (the first line of its trace), or did not start in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = status(settings)
+        tasks = (state or {}).get("tasks", [])
+        failed = [t for t in tasks if t.get("state") == "FAILED"]
+        if failed:
+            trace = (failed[0].get("trace") or "no trace").strip().splitlines()
+            raise ServiceError(f"cdc: the connector's task failed: {trace[0] if trace else '?'}")
+        if (
+            state
+            and state["connector"]["state"] == "RUNNING"
+            and tasks
+            and all(t.get("state") == "RUNNING" for t in tasks)
+        ):
+            return state
+        if time.monotonic() > deadline:
+            raise ServiceError(f"cdc: the connector was not running after {timeout_s:.0f} s: {state}")
+        time.sleep(0.5)
+
+
+def remove(settings: Settings, *, drop_slot: bool = False, timeout_s: float = 30.0) -> bool:
+    """Delete the connector (its offsets stay in Connect's topic); with ``drop_slot``, then drop its
+    replication slot as the replication role, once the task has let go of it (a slot nobody reads pins
+    the server's WAL). Returns whether a connector was deleted.
+
+    Raises:
+        ServiceError: the slot was still in use after ``timeout_s``.
+    """
+    connect = ConnectService(settings)
+    name = settings.cdc.connector
+    removed = name in rest(connect.url, "/connectors")
+    if removed:
+        rest(connect.url, f"/connectors/{name}", method="DELETE")
+    if drop_slot:
+        _drop_slot(settings, timeout_s)
+    return removed
+
+
+def _drop_slot(settings: Settings, timeout_s: float) -> None:
+    import psycopg
+
+    pg, cdc = settings.postgres, settings.cdc
+    secret = cdc.replication_password.get_secret_value() if cdc.replication_password else None
+    with psycopg.connect(host=pg.host, port=pg.port, dbname=pg.dbname, user=cdc.replication_user,
+                         password=secret, autocommit=True, connect_timeout=10) as conn:  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while True:
+            query = "SELECT active FROM pg_replication_slots WHERE slot_name = %s"
+            row = conn.execute(query, [cdc.slot]).fetchone()
+            if row is None:
+                return
+            if not row[0]:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", [cdc.slot])
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(f"cdc: replication slot {cdc.slot!r} still in use after {timeout_s:.0f} s")
+            time.sleep(0.5)
