@@ -25,11 +25,11 @@ Issue 11. In one invocation, for each runtime of ``--runtimes`` and each offered
 The runtimes (each processes every message once; one repeat per rate for all):
 
 * ``embedded``: dotjoin's :class:`~dotjoin.pipelines.payments.runner.Runner` with the rules and the
-  models (trained on a labelled history of the same world, as long as the stream and at the same
-  rate): contract checks, event time, duplicates, 23 features, 4 rules, a classifier and an
-  isolation forest, alerts upserted into a local DuckDB warehouse (the benchmark keeps the warehouse
-  local; the bus is what is measured) and sent to the ``alerts`` topic, state checkpointed every 2 s. Latency: message timestamp → alert
-  written (the runner's own measure, as the dashboard shows it);
+  models (trained on a labelled history of the same world, as long as the stream and at the same rate):
+  contract checks, event time, duplicates, 23 features, 4 rules, a classifier and an isolation forest,
+  alerts upserted into a local DuckDB warehouse (the benchmark keeps the warehouse local; the bus is
+  what is measured) and sent to the ``alerts`` topic, state checkpointed every 2 s. Latency: message
+  timestamp → alert written (the runner's own measure, as the dashboard shows it);
 * ``embedded-rules``: the same runner without models (``Detector(models=None)``, with the category
   typicals of the training so that ``amount_spike`` can fire): the like-for-like peer of Quix;
 * ``spark``: :func:`~dotjoin.pipelines.payments.spark_job.run_spark` (rules + the same models) on
