@@ -98,8 +98,9 @@ def test_up_again_leaves_running_services_alone(
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.kafka
+@pytest.mark.connect
 def test_cli_status_reports_every_service_up(
-    postgres: Settings, redis_service: Settings, kafka: Settings
+    postgres: Settings, redis_service: Settings, kafka: Settings, connect_worker: Settings
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DOTJOIN_PROFILE"}
     result = subprocess.run(
@@ -112,6 +113,7 @@ def test_cli_status_reports_every_service_up(
         "postgres": "up",
         "redis": "up",
         "kafka": "up",
+        "connect": "up",
         "airflow": "up",
     }
     assert all(row["version"] for row in rows.values())

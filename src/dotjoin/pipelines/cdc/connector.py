@@ -30,6 +30,7 @@ from typing import Any
 from dotjoin.config import Settings
 from dotjoin.exceptions import ConfigError
 from dotjoin.pipelines.cdc.source import captured_tables, heartbeat_query
+from dotjoin.platform import postgres
 from dotjoin.services.base import ServiceError
 from dotjoin.services.connect import POSTGRES_CONNECTOR, ConnectService, rest
 
@@ -154,12 +155,10 @@ def remove(settings: Settings, *, drop_slot: bool = False, timeout_s: float = 30
 
 
 def _drop_slot(settings: Settings, timeout_s: float) -> None:
-    import psycopg
-
-    pg, cdc = settings.postgres, settings.cdc
-    secret = cdc.replication_password.get_secret_value() if cdc.replication_password else None
-    with psycopg.connect(host=pg.host, port=pg.port, dbname=pg.dbname, user=cdc.replication_user,
-                         password=secret, autocommit=True, connect_timeout=10) as conn:  # fmt: skip
+    cdc = settings.cdc
+    user, secret = cdc.replication_user, cdc.replication_password
+    session = postgres.connect(settings.postgres, user=user, password=secret)
+    with session as conn:
         deadline = time.monotonic() + timeout_s
         while True:
             query = "SELECT active FROM pg_replication_slots WHERE slot_name = %s"

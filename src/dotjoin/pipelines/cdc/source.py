@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg import sql
-
 from dotjoin.config import Settings
 from dotjoin.exceptions import ConfigError
+from dotjoin.platform import postgres
+from dotjoin.platform.postgres import sql
 
 TABLES = ("users", "inventory", "inventory_movements")
 HEARTBEAT_TABLE = "debezium_heartbeat"
@@ -59,23 +59,8 @@ DDL = (
 
 
 def connect(settings: Settings) -> Any:
-    """An autocommit connection to the source database as the warehouse's role (the tables' owner).
-
-    Raises:
-        ConfigError: PostgreSQL refused the login or does not answer (the address and role named).
-    """
-    import psycopg
-
-    pg = settings.postgres
-    secret = pg.password.get_secret_value() if pg.password else None
-    try:
-        return psycopg.connect(pg.conninfo(), password=secret, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"cdc: cannot connect to PostgreSQL at {pg.address} as {pg.user}: {first} "
-            "(start it: dotjoin services up postgres)"
-        ) from None
+    """An autocommit session on the source database as the warehouse's role (the tables' owner)."""
+    return postgres.connect(settings.postgres)
 
 
 def captured_tables(settings: Settings) -> list[str]:
