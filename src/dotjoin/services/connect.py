@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from dotjoin.services import maven, process
 from dotjoin.services.base import Service, ServiceError
+from dotjoin.services.kafka import KafkaService
 
 logger = logging.getLogger(__name__)
 
@@ -133,11 +134,10 @@ class ConnectService(Service):
         process.java()
         maven.require_maven(LIBS, WORKER_POM)
         maven.require_maven(PLUGINS / "debezium-postgres", PLUGIN_POM)
-        kafka = self.settings.bus.bootstrap_servers.split(",")[0]
-        host, _, port = kafka.rpartition(":")
-        if not process.port_open(host, int(port)):
+        kafka = KafkaService(self.settings)
+        if not process.port_open(kafka.host, kafka.port):
             raise ServiceError(
-                f"connect: Kafka Connect keeps its state in Kafka, and nothing answers at {kafka}; "
+                f"connect: Kafka Connect keeps its state in Kafka, and nothing answers at {kafka.address}; "
                 "start it first: dotjoin services up kafka connect"
             )
 

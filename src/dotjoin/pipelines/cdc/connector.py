@@ -158,10 +158,10 @@ def _drop_slot(settings: Settings, timeout_s: float) -> None:
     cdc = settings.cdc
     user, secret = cdc.replication_user, cdc.replication_password
     session = postgres.connect(settings.postgres, user=user, password=secret)
+    query = "SELECT active FROM pg_replication_slots WHERE slot_name = %s"
     with session as conn:
         deadline = time.monotonic() + timeout_s
         while True:
-            query = "SELECT active FROM pg_replication_slots WHERE slot_name = %s"
             row = conn.execute(query, [cdc.slot]).fetchone()
             if row is None:
                 return
