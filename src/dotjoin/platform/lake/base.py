@@ -8,7 +8,7 @@ Table names are ``<zone>.<table>``, e.g. ``staging.orders``; the namespace is th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -70,7 +70,18 @@ class Lake(ABC):
         """Create the Iceberg table if it does not exist (idempotent)."""
 
     @abstractmethod
-    def append(self, name: str, data: pa.Table) -> None: ...
+    def append(self, name: str, data: pa.Table, *, properties: Mapping[str, str] | None = None) -> None:
+        """Append ``data``; ``properties`` go into the new snapshot's summary (a sink's progress, committed
+        atomically with its rows: see :meth:`last_properties`)."""
+
+    @abstractmethod
+    def last_properties(self, name: str, prefix: str) -> dict[str, str]:
+        """The summary properties starting with ``prefix`` of the newest snapshot that has any (a commit
+        without them, e.g. a compaction, is passed over); empty if none has."""
+
+    @abstractmethod
+    def schema(self, name: str) -> pa.Schema:
+        """The table's current schema as Arrow."""
 
     @abstractmethod
     def upsert(self, name: str, data: pa.Table, *, key: Sequence[str]) -> tuple[int, int]:
@@ -83,6 +94,10 @@ class Lake(ABC):
     @abstractmethod
     def evolve(self, name: str, schema: pa.Schema) -> list[str]:
         """Add the columns of ``schema`` the table lacks (union by name); returns the added names."""
+
+    @abstractmethod
+    def promote(self, name: str, column: str, to: pa.DataType) -> None:
+        """Widen ``column`` to ``to`` (Iceberg's promotions: int→long, float→double, a wider decimal)."""
 
     @abstractmethod
     def compact(self, name: str) -> tuple[int, int]:
@@ -108,6 +123,9 @@ class Lake(ABC):
 
     @abstractmethod
     def snapshots(self, name: str) -> list[SnapshotInfo]: ...
+
+    @abstractmethod
+    def table_exists(self, name: str) -> bool: ...
 
     @abstractmethod
     def metadata_location(self, name: str) -> str:

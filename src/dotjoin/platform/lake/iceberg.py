@@ -31,7 +31,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -45,6 +45,7 @@ from pyiceberg.exceptions import (
     NoSuchNamespaceError,
     NoSuchTableError,
     TableAlreadyExistsError,
+    ValidationError,
 )
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.expressions.parser import parse as parse_filter
@@ -236,7 +237,7 @@ class IcebergLake(Lake):
             raise self._catalog_error(exc) from exc
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise DataError(f"cannot {action} {name}: {exc}") from exc
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ValidationError) as exc:
             raise TerminalError(f"cannot {action} {name}: {exc}") from exc
         except FileNotFoundError as exc:
             raise NotFoundError(f"cannot {action} {name}: file missing: {exc}") from exc
@@ -353,12 +354,41 @@ class IcebergLake(Lake):
                 return
         logger.info("created lake table %s at %s", name, self.table_location(name))
 
-    def append(self, name: str, data: pa.Table) -> None:
-        """Append ``data``, cast to the table schema (string widths, ns→us, column order, nullability)."""
+    def append(self, name: str, data: pa.Table, *, properties: Mapping[str, str] | None = None) -> None:
+        """Append ``data``, cast to the table schema (string widths, ns→us, column order, nullability);
+        ``properties`` go into the snapshot's summary, in the same commit."""
         with self._errors(name, "append to"):
             table = self._load(name)
-            table.append(_conform(data, table, name))
+            table.append(_conform(data, table, name), snapshot_properties=dict(properties or {}))
         logger.debug("appended %d rows to %s", data.num_rows, name)
+
+    def last_properties(self, name: str, prefix: str) -> dict[str, str]:
+        """The ``prefix``-ed summary properties of the newest snapshot that has any (walking parents back)."""
+        with self._errors(name, "read the snapshots of"):
+            table = self._load(name)
+            snapshot = table.current_snapshot()
+            while snapshot is not None:
+                extra = snapshot.summary.additional_properties if snapshot.summary else {}
+                found = {k: v for k, v in extra.items() if k.startswith(prefix)}
+                if found:
+                    return found
+                parent = snapshot.parent_snapshot_id
+                snapshot = table.snapshot_by_id(parent) if parent is not None else None
+        return {}
+
+    def schema(self, name: str) -> pa.Schema:
+        """The current schema of ``name`` as Arrow."""
+        with self._errors(name, "load"):
+            return self._load(name).schema().as_arrow()
+
+    def promote(self, name: str, column: str, to: pa.DataType) -> None:
+        """Widen ``column`` to the Iceberg type of ``to`` (PyIceberg refuses what Iceberg does not allow)."""
+        from pyiceberg.io.pyarrow import pyarrow_to_schema
+
+        iceberg = pyarrow_to_schema(pa.schema([pa.field(column, to)]), name_mapping=_identity_mapping(column))
+        with self._errors(name, "widen a column of"), self._load(name).update_schema() as update:
+            update.update_column(column, field_type=iceberg.find_field(column).field_type)
+        logger.info("lake table %s: column %s widened to %s", name, column, to)
 
     def upsert(self, name: str, data: pa.Table, *, key: Sequence[str]) -> tuple[int, int]:
         """Merge ``data`` on ``key``: changed rows are updated, new rows inserted, unchanged rows left alone.
@@ -556,6 +586,12 @@ def _conform(data: pa.Table, table: Table, name: str) -> pa.Table:
         return pa.Table.from_arrays(columns, names=target.names).cast(target)
     except (pa.ArrowException, ValueError, TypeError) as exc:  # ValueError: nulls into a required column
         raise DataError(f"data does not fit lake table {name}: {exc}") from exc
+
+
+def _identity_mapping(column: str) -> Any:
+    from pyiceberg.table.name_mapping import MappedField, NameMapping
+
+    return NameMapping([MappedField(field_id=1, names=[column])])
 
 
 def _remove_empty_dirs(top: Path) -> None:
