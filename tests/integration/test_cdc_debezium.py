@@ -8,10 +8,10 @@ forgotten slot would pin the server's WAL).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,46 +19,14 @@ import pytest
 from dotjoin.config import Settings
 from dotjoin.pipelines.cdc import connector, source
 from dotjoin.services.connect import ConnectService, rest
+from tests.integration.conftest import as_replicator
 
 pytestmark = [pytest.mark.connect, pytest.mark.postgres, pytest.mark.kafka, pytest.mark.slow]
 
 
-@pytest.fixture
-def cdc(connect_worker: Settings) -> Iterator[Settings]:
-    token = uuid.uuid4().hex[:8]
-    names = {"source_schema": f"cdc_t{token}", "publication": f"pub_t{token}", "slot": f"slot_t{token}",
-             "topic_prefix": f"cdct{token}", "connector": f"cdc-test-{token}"}  # fmt: skip
-    settings = connect_worker.model_copy(update={"cdc": connect_worker.cdc.model_copy(update=names)})
-    try:
-        yield settings
-    finally:
-        connector.remove(settings)
-        with source.connect(settings) as conn:
-            deadline = time.monotonic() + 30
-            while (
-                conn.execute(  # the task lets go of the slot shortly after the connector is deleted
-                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s AND active", [names["slot"]]
-                ).fetchone()
-                and time.monotonic() < deadline
-            ):
-                time.sleep(0.5)
-            conn.execute("DROP PUBLICATION IF EXISTS " + names["publication"])
-            conn.execute("DROP SCHEMA IF EXISTS " + names["source_schema"] + " CASCADE")
-        _as_replicator(settings, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                                 "WHERE slot_name = %s", [names["slot"]])  # fmt: skip
-        connector.password_file(settings).unlink(missing_ok=True)
-
-
-def _as_replicator(settings: Settings, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    import psycopg
-
-    pg, cdc = settings.postgres, settings.cdc
-    assert cdc.replication_password is not None
-    secret = cdc.replication_password.get_secret_value()
-    with psycopg.connect(host=pg.host, port=pg.port, dbname=pg.dbname, user=cdc.replication_user,
-                         password=secret, autocommit=True) as conn:  # fmt: skip
-        cur = conn.execute(query, params or [])
-        return cur.fetchall() if cur.description else []
+def fields_of(value: dict[str, Any], image: str) -> list[dict[str, Any]]:
+    """The row schema's fields of a JSON-converter value's ``before``/``after``."""
+    return next(f["fields"] for f in value["schema"]["fields"] if f["field"] == image)
 
 
 def _read(
@@ -127,13 +95,15 @@ def test_debezium_streams_every_change_of_the_source_tables(cdc: Settings) -> No
     update = events[3][1]["payload"]
     assert update["after"]["tier"] == "gold" and update["source"]["table"] == "users"
     assert update["source"]["lsn"] > max(v["payload"]["source"]["lsn"] or 0 for _, v in snapshot)
-    fields = {f["field"]: f for f in events[3][1]["schema"]["fields"]}
-    assert {f["field"] for f in fields["after"]["fields"]} >= {"user_id", "email", "tier", "created_at"}
+    after = {f["field"] for f in fields_of(events[3][1], "after")}
+    assert after >= {"user_id", "email", "tier", "created_at"}
 
     inventory = _read(cdc, f"{cdc.cdc.topic_prefix}.{schema}.inventory", until=1)
     movement = _read(cdc, f"{cdc.cdc.topic_prefix}.{schema}.inventory_movements", until=1)
     row = inventory[0][1]["payload"]
-    assert row["after"]["price"] == "12.50"  # decimal.handling.mode=string: exact
+    price = {f["field"]: f for f in fields_of(inventory[0][1], "after")}["price"]
+    assert price["parameters"] == {"scale": "2", "connect.decimal.precision": "12"}  # precise: typed
+    assert int.from_bytes(base64.b64decode(row["after"]["price"]), "big", signed=True) == 1250  # 12.50
     second = movement[0][1]["payload"]
     xids = {row["source"]["txId"], second["source"]["txId"]}
     assert len(xids) == 1  # both changes carry the one source transaction (its PostgreSQL xid)
@@ -154,7 +124,7 @@ def test_debezium_streams_every_change_of_the_source_tables(cdc: Settings) -> No
 def test_the_connector_role_is_least_privilege(cdc: Settings) -> None:
     source.setup(cdc)
     schema = cdc.cdc.source_schema
-    role = _as_replicator(cdc, "SELECT rolsuper, rolreplication, rolcreatedb, rolcreaterole FROM pg_roles "
+    role = as_replicator(cdc, "SELECT rolsuper, rolreplication, rolcreatedb, rolcreaterole FROM pg_roles "
                                "WHERE rolname = current_user")  # fmt: skip
     assert role == [(False, True, False, False)]
     import psycopg
@@ -162,10 +132,10 @@ def test_the_connector_role_is_least_privilege(cdc: Settings) -> None:
     with source.connect(cdc) as conn:  # a table of the schema outside the publication: no grant
         conn.execute(f"CREATE TABLE {schema}.secrets (v text)")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        _as_replicator(cdc, f"SELECT * FROM {schema}.secrets")
+        as_replicator(cdc, f"SELECT * FROM {schema}.secrets")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        _as_replicator(cdc, f"DELETE FROM {schema}.users")
-    _as_replicator(cdc, source.heartbeat_query(cdc))  # the heartbeat it needs
+        as_replicator(cdc, f"DELETE FROM {schema}.users")
+    as_replicator(cdc, source.heartbeat_query(cdc))  # the heartbeat it needs
 
 
 def test_the_worker_is_distributed_with_debezium_loaded(connect_worker: Settings) -> None:

@@ -139,13 +139,17 @@ def test_unchanged_toast_values_are_carried_forward(local_settings: Settings) ->
     later = [
         event("u", {"id": 1, "name": "b", "bio": UNAVAILABLE}, lsn=200, fields=fields),
         event("u", {"id": 1, "name": "c", "bio": UNAVAILABLE}, lsn=300, fields=fields),
+        event("d", {"id": 1}, lsn=400, fields=fields),  # UPDATE ... SET id = 2: the new key's bio is
+        event("c", {"id": 2, "name": "c", "bio": UNAVAILABLE}, lsn=400, fields=fields),  # the old key's
     ]
     with open_lake(local_settings) as lake:
-        Applier(lake).apply(batch(first))
+        applier = Applier(lake)
+        applier.apply(batch(first))
         report = Applier(lake).apply(batch(later, first_offset=1))  # a new process: found in the log
         assert report.unresolved_toast == 0
-        assert rows(history(lake, "app.users"), "name", "bio") == [("a", "x" * 9000)] + [("b", "x" * 9000),
-                                                                                      ("c", "x" * 9000)]  # fmt: skip
+        assert rows(history(lake, "app.users"), "id", "name", "bio") == [
+            (1, "a", "x" * 9000), (1, "b", "x" * 9000), (1, "c", "x" * 9000), (1, None, None), (2, "c", "x" * 9000),
+        ]  # fmt: skip
 
 
 def test_schema_evolves_and_narrowing_stops_the_applier(local_settings: Settings) -> None:

@@ -160,6 +160,7 @@ class Applier:
         self._states: dict[str, TableState] = {}
         self._exists: set[str] = set()
         self._toast: dict[tuple[str, str], dict[tuple[Any, ...], Any]] = {}
+        self._last_delete: dict[str, tuple[int | None, tuple[Any, ...]]] = {}
 
     def state(self, source_table: str) -> TableState:
         """The committed progress on ``source_table`` (loaded from the lake once, then kept here)."""
@@ -282,21 +283,28 @@ class Applier:
         latest: dict[tuple[Any, ...], dict[str, Any]] = {}
         for change in changes:
             row = change.row
+            if change.op == "d":  # a key update is d(old key) then c(new key) at one LSN, maybe across batches
+                self._last_delete[table] = (change.lsn, change.key)
             if change.unavailable:
                 row = dict(row)
-                previous = latest.get(change.key)
+                key = change.key
+                moved = self._last_delete.get(table)
+                if change.op == "c" and moved is not None and moved[0] == change.lsn:
+                    key = moved[1]  # the new key's unchanged values are the old key's
+                previous = latest.get(key)
                 for column in change.unavailable:
                     if previous is not None and column in previous:
                         row[column] = previous[column]
                         continue
                     known = self._toast_column(table, column, change.key_columns)
-                    if change.key in known:
-                        row[column] = known[change.key]
+                    if key in known:
+                        row[column] = known[key]
                     else:
                         report.unresolved_toast += 1
                         logger.warning("cdc: %s key %s: no earlier value for unchanged TOAST column %s",
                                        table, change.key, column)  # fmt: skip
-            latest[change.key] = row
+            if change.op != "d":  # a key update's c looks its old key up: keep that key's last values
+                latest[change.key] = row
             rows.append(row)
         return rows
 
@@ -310,9 +318,7 @@ class Applier:
                 keys = list(zip(*(log.column(k).to_pylist() for k in key), strict=True))
                 for k, value, op in zip(keys, log.column(column).to_pylist(), log.column("_op").to_pylist(),
                                         strict=True):  # fmt: skip
-                    if op == "d":
-                        cache.pop(k, None)
-                    else:
+                    if op != "d":  # a deleted key's last value stays: a key update's c may need it
                         cache[k] = value
             self._toast[(table, column)] = cache
         return cache
@@ -322,9 +328,7 @@ class Applier:
             if t != table:
                 continue
             for change, row in zip(changes, rows, strict=True):
-                if change.op == "d":
-                    cache.pop(change.key, None)
-                elif column in row:
+                if change.op != "d" and column in row:
                     cache[change.key] = row[column]
 
 

@@ -14,7 +14,9 @@ The choices, and why:
   every interval, so the slot's confirmed position advances even when no captured table changes;
 * ``provide.transaction.metadata=true``: BEGIN/END markers on ``<prefix>.transaction`` and each event's
   transaction id and order — what an applier needs to commit a source transaction whole;
-* ``decimal.handling.mode=string``: numerics exactly, readable in JSON (``precise`` is base64 bytes);
+* ``decimal.handling.mode=precise``: numerics exactly, with their precision and scale in the schema (the
+  value is the unscaled integer's bytes): the lake gets ``decimal(p, s)``, and a widened ``numeric`` is
+  a promotion it can follow (``string`` would lose the type);
 * ``tombstones.on.delete=true``: a delete is followed by a null-valued message, so compacted topics
   forget the key;
 * ``topic.creation.default.partitions=1``: a table's changes in one partition, in commit order.
@@ -83,7 +85,7 @@ def connector_config(settings: Settings, password_path: Path) -> dict[str, str]:
         "heartbeat.interval.ms": str(cdc.heartbeat_ms),
         "heartbeat.action.query": heartbeat_query(settings),
         "provide.transaction.metadata": "true",
-        "decimal.handling.mode": "string",
+        "decimal.handling.mode": "precise",
         "tombstones.on.delete": "true",
         # one partition per table: the table's changes in commit order (the broker's default is 4, which
         # orders only per key); kept, not compacted: the history is replayable

@@ -69,6 +69,12 @@ def captured_tables(settings: Settings) -> list[str]:
     return [f"{schema}.{t}" for t in (*TABLES, HEARTBEAT_TABLE)]
 
 
+def topics(settings: Settings) -> list[str]:
+    """The topics of the captured tables' changes: ``<prefix>.<schema>.<table>`` (not the heartbeat's)."""
+    cdc = settings.cdc
+    return [f"{cdc.topic_prefix}.{cdc.source_schema}.{t}" for t in TABLES]
+
+
 def heartbeat_query(settings: Settings) -> str:
     """The statement the connector runs every heartbeat (a constant of ours, quoted here)."""
     table = f'"{settings.cdc.source_schema}"."{HEARTBEAT_TABLE}"'

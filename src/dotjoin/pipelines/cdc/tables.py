@@ -11,8 +11,8 @@ snapshot properties) :func:`duckdb_views` creates, in schema ``cdc`` of a DuckDB
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from dotjoin.exceptions import NotFoundError
@@ -68,7 +68,7 @@ def cdc_table(lake: Lake, source: str) -> CdcTable:
     )
 
 
-def duckdb_views(lake: Lake, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+def duckdb_views(lake: Lake, con: Any = None) -> Any:
     """A DuckDB connection (iceberg extension loaded) with the ``cdc`` views over every change log."""
     con = con or duckdb_connect()
     con.execute("CREATE SCHEMA IF NOT EXISTS cdc")
@@ -102,5 +102,20 @@ def history(lake: Lake, source: str) -> pa.Table:
         keys = ", ".join(map(quote, table.key))
         sql = f"SELECT * FROM cdc.{quote(table.view + '_history')} ORDER BY {keys}, version"
         return con.execute(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def state_as_of(lake: Lake, source: str, instant: Any) -> pa.Table:
+    """The state of ``source`` as of ``instant`` (an aware datetime), from its history: the versions valid
+    then (``valid_from <= t < valid_to``) that are not deletes, ordered by key."""
+    table = cdc_table(lake, source)
+    con = duckdb_views(lake)
+    try:
+        keys = ", ".join(map(quote, table.key))
+        cols = ", ".join(map(quote, table.current_columns))
+        sql = (f"SELECT {cols} FROM cdc.{quote(table.view + '_history')} WHERE valid_from <= ? "
+               f"AND (valid_to IS NULL OR valid_to > ?) AND NOT is_deleted ORDER BY {keys}")  # fmt: skip
+        return con.execute(sql, [instant, instant]).to_arrow_table()
     finally:
         con.close()
