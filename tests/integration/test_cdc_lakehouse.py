@@ -24,11 +24,11 @@ from dotjoin.config import Settings
 from dotjoin.pipelines.cdc import connector, source
 from dotjoin.pipelines.cdc.applier import SchemaContractError
 from dotjoin.pipelines.cdc.pipeline import follow
-from dotjoin.pipelines.cdc.tables import cdc_tables
+from dotjoin.pipelines.cdc.tables import cdc_tables, history
 from dotjoin.pipelines.cdc.verify import verify
 from dotjoin.platform.lake import open_lake
 from dotjoin.services import process
-from dotjoin.services.connect import ConnectService
+from dotjoin.services.connect import ConnectService, rest
 from dotjoin.simulate.cdc_workload import Workload, populate
 
 pytestmark = [pytest.mark.connect, pytest.mark.postgres, pytest.mark.kafka, pytest.mark.slow]
@@ -89,7 +89,8 @@ def test_workload_and_live_schema_evolution_reconcile(cdc: Settings, tmp_path: P
     assert report.status == "succeeded", report.checks
     changes = report.params["schema_changes"]
     schema = cdc.cdc.source_schema
-    for expected in (f"{schema}.inventory.aisle: added (string)", f"{schema}.inventory.quantity: int32 → int64",
+    for expected in (f"{schema}.inventory.aisle: added (string)",
+                     f"{schema}.inventory.quantity: int32 → int64",
                      f"{schema}.inventory.price: decimal128(12, 2) → decimal128(14, 2)",
                      f"{schema}.inventory.warehouse: dropped in the source"):  # fmt: skip
         assert expected in changes
@@ -146,3 +147,36 @@ def test_sigkilled_applier_and_killed_connect_worker_lose_and_duplicate_nothing(
     for verdict in _verified(cdc, journal):
         assert verdict["mismatches"] == 0, verdict  # nothing lost, and no version twice
         assert verdict["source_rows"] == verdict["lake_rows"]
+
+
+def test_a_lost_slot_fails_loudly_and_a_resnapshot_reconciles(cdc: Settings) -> None:
+    _start(cdc, users=60, skus=10)
+    topics, group = source.topics(cdc), f"t-{uuid.uuid4().hex[:6]}"
+    assert follow(cdc, topics=topics, group=group, batch_seconds=0.5, idle_exit=6).counts["output"] == 70
+    connect = ConnectService(cdc)
+    rest(connect.url, f"/connectors/{cdc.cdc.connector}/stop", method="PUT")
+    process.wait_for(lambda: (connector.status(cdc) or {})["connector"]["state"] == "STOPPED", timeout=30)
+    connector.remove(cdc, drop_slot=True)  # the slot is gone (as a DBA's drop or max_slot_wal_keep_size does)
+    connector.register(cdc)
+    # the gap: changes nobody can stream any more
+    _sql(cdc, "DELETE FROM {s}.users WHERE user_id IN (1, 2, 3)",
+         "UPDATE {s}.users SET tier = 'platinum' WHERE user_id IN (4, 5)",
+         "INSERT INTO {s}.users (user_id, email, full_name, country) "
+         "VALUES (1000, 'n@x.org', 'N', 'DE')")  # fmt: skip
+    assert process.wait_for(lambda: bool(connector.health(cdc)), timeout=60)
+    (problem,) = connector.health(cdc)
+    assert "no longer has the changes" in problem and "dotjoin cdc resnapshot" in problem
+
+    connector.resnapshot(cdc)
+    report = follow(cdc, topics=topics, group=group, batch_seconds=0.5, idle_exit=8)
+    assert report.metrics["snapshot_deletes"] == 3
+    assert connector.health(cdc) == []
+    with open_lake(cdc) as lake:
+        users = f"{cdc.cdc.source_schema}.users"
+        (verdict,) = verify(cdc, lake, [users])
+        versions = history(lake, users).to_pylist()
+    assert verdict.mismatches == 0 and verdict.source_rows == verdict.lake_rows == 58
+    changed = [
+        (v["user_id"], v["op"], v["tier"]) for v in versions if v["user_id"] in (1, 4, 6) and v["version"] > 1
+    ]
+    assert changed == [(1, "d", None), (4, "r", "platinum")]  # 6 did not change: no new version

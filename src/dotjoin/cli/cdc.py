@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from dotjoin.cli.output import OutputOption, emit_report, emit_rows, progress_bar
+from dotjoin.cli.output import OutputOption, emit_report, emit_rows, lit, progress_bar
 
 if TYPE_CHECKING:
     from dotjoin.config import Settings
@@ -60,14 +60,36 @@ def connect(
 
 @app.command()
 def status(output: OutputOption = "table") -> None:
-    """The connector's state and its task's (Kafka Connect's view).
+    """The connector's state and its task's (Kafka Connect's view), and the capture's health: exit 1 with
+    one line per problem — above all a lost replication slot (then: dotjoin cdc resnapshot).
 
     Example: dotjoin --profile stack cdc status -o json
     """
+    from dotjoin.cli.output import console
+    from dotjoin.pipelines.cdc.connector import health
     from dotjoin.pipelines.cdc.connector import status as connector_status
 
     settings = _settings()
     _emit_status(settings.cdc.connector, connector_status(settings), output)
+    problems = health(settings)
+    for problem in problems:
+        console.print(f"[red]{lit(problem)}[/red]")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def resnapshot(output: OutputOption = "table") -> None:
+    """Start the capture over after a lost slot: reset the connector's offsets, drop what is left of its
+    slot, and let Debezium take a new snapshot (the applier adds versions only where rows changed, and
+    deletes the keys it no longer finds).
+
+    Example: dotjoin --profile stack cdc resnapshot && dotjoin --profile stack cdc apply --idle-exit 30
+    """
+    from dotjoin.pipelines.cdc.connector import resnapshot as start_over
+
+    settings = _settings()
+    _emit_status(settings.cdc.connector, start_over(settings), output)
 
 
 @app.command()

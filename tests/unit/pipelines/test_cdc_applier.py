@@ -42,12 +42,17 @@ def event(
         source["sequence"] = json.dumps([str(commit if commit is not None else lsn - 1), str(lsn)])
     payload = {"before": row if op == "d" else None, "after": None if op == "d" else row, "op": op,
                "source": source}  # fmt: skip
-    key = {"schema": {"type": "struct", "fields": [{"type": "int64", "field": "id"}]}, "payload": {"id": row["id"]}}
+    key = {
+        "schema": {"type": "struct", "fields": [{"type": "int64", "field": "id"}]},
+        "payload": {"id": row["id"]},
+    }
     return json.dumps(key), json.dumps({"schema": {"type": "struct", "fields": images}, "payload": payload})
 
 
 def batch(records: list[tuple[str, str]], first_offset: int = 0) -> list[Any]:
-    return [(decode_record(k, v), Origin("app.users:0", first_offset + i)) for i, (k, v) in enumerate(records)]
+    return [
+        (decode_record(k, v), Origin("app.users:0", first_offset + i)) for i, (k, v) in enumerate(records)
+    ]
 
 
 def rows(table: Any, *columns: str) -> list[tuple[Any, ...]]:
@@ -76,7 +81,9 @@ def test_state_and_history_follow_the_changes(local_settings: Settings) -> None:
         report = Applier(lake).apply(batch(STREAM))
         assert (report.applied, report.duplicates, report.commits) == (6, 0, 1)
         assert rows(current_state(lake, "app.users"), "id", "name") == [(1, "anne"), (2, "bobby"), (3, "cy")]
-        got = rows(history(lake, "app.users"), "id", "version", "op", "name", "valid_from", "valid_to", "is_current")
+        got = rows(
+            history(lake, "app.users"), "id", "version", "op", "name", "valid_from", "valid_to", "is_current"
+        )
     assert got == [
         (1, 1, "r", "ann", at(10), at(20), False),
         (1, 2, "u", "anne", at(20), None, True),
@@ -127,10 +134,18 @@ def test_primary_key_update_moves_the_row(local_settings: Settings) -> None:
 def test_a_repeated_snapshot_read_is_not_a_new_version(local_settings: Settings) -> None:
     with open_lake(local_settings) as lake:
         Applier(lake).apply(batch(STREAM[:3]))
-        resnapshot = [event("r", {"id": 1, "name": "anne"}, lsn=400), event("r", {"id": 2, "name": "bo"}, lsn=400)]
+        resnapshot = [
+            event("r", {"id": 1, "name": "anne"}, lsn=400),
+            event("r", {"id": 2, "name": "bo"}, lsn=400),
+        ]
         Applier(lake).apply(batch(resnapshot, first_offset=10))
         got = rows(history(lake, "app.users"), "id", "op", "name", "is_current")
-    assert got == [(1, "r", "ann", False), (1, "u", "anne", True), (2, "r", "bob", False), (2, "r", "bo", True)]
+    assert got == [
+        (1, "r", "ann", False),
+        (1, "u", "anne", True),
+        (2, "r", "bob", False),
+        (2, "r", "bo", True),
+    ]
 
 
 def test_unchanged_toast_values_are_carried_forward(local_settings: Settings) -> None:
@@ -148,7 +163,8 @@ def test_unchanged_toast_values_are_carried_forward(local_settings: Settings) ->
         report = Applier(lake).apply(batch(later, first_offset=1))  # a new process: found in the log
         assert report.unresolved_toast == 0
         assert rows(history(lake, "app.users"), "id", "name", "bio") == [
-            (1, "a", "x" * 9000), (1, "b", "x" * 9000), (1, "c", "x" * 9000), (1, None, None), (2, "c", "x" * 9000),
+            (1, "a", "x" * 9000), (1, "b", "x" * 9000), (1, "c", "x" * 9000), (1, None, None),
+            (2, "c", "x" * 9000),
         ]  # fmt: skip
 
 
@@ -159,7 +175,9 @@ def test_schema_evolves_and_narrowing_stops_the_applier(local_settings: Settings
     with open_lake(local_settings) as lake:
         applier = Applier(lake)
         applier.apply(batch([event("c", {"id": 1, "name": "a", "qty": 5}, lsn=100, fields=v1)]))
-        report = applier.apply(batch([event("u", {"id": 1, "qty": 2**40, "note": "big"}, lsn=200, fields=v2)], 1))
+        report = applier.apply(
+            batch([event("u", {"id": 1, "qty": 2**40, "note": "big"}, lsn=200, fields=v2)], 1)
+        )
         assert sorted(report.schema_changes) == [
             "app.users.name: dropped in the source", "app.users.note: added (string)",
             "app.users.qty: int32 → int64",
@@ -173,8 +191,11 @@ def test_schema_evolves_and_narrowing_stops_the_applier(local_settings: Settings
 def test_debezium_types_decode_exactly() -> None:
     fields = {
         "id": {"type": "int64"},
-        "price": {"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
-                  "parameters": {"scale": "2", "connect.decimal.precision": "12"}},  # fmt: skip
+        "price": {
+            "type": "bytes",
+            "name": "org.apache.kafka.connect.data.Decimal",
+            "parameters": {"scale": "2", "connect.decimal.precision": "12"},
+        },
         "seen": {"type": "string", "name": "io.debezium.time.ZonedTimestamp"},
         "local": {"type": "int64", "name": "io.debezium.time.MicroTimestamp"},
         "day": {"type": "int32", "name": "io.debezium.time.Date"},
@@ -183,9 +204,10 @@ def test_debezium_types_decode_exactly() -> None:
     row = {"id": 1, "price": price, "seen": "2026-12-01T10:00:00.5Z", "local": 1_000_000, "day": 20_423}
     change = decode_record(*event("c", row, lsn=10, fields=fields))
     assert not isinstance(change, Skipped)
+    seen = dt.datetime(2026, 12, 1, 10, 0, 0, 500_000, tzinfo=dt.UTC)
     assert change.row == {
-        "id": 1, "price": Decimal("-12.50"), "seen": dt.datetime(2026, 12, 1, 10, 0, 0, 500_000, tzinfo=dt.UTC),
-        "local": dt.datetime(1970, 1, 1, 0, 0, 1), "day": dt.date(2025, 12, 1),
+        "id": 1, "price": Decimal("-12.50"), "seen": seen, "local": dt.datetime(1970, 1, 1, 0, 0, 1),
+        "day": dt.date(2025, 12, 1),
     }  # fmt: skip
     assert str(change.types["price"]) == "decimal128(12, 2)"
 
@@ -232,3 +254,24 @@ def test_debeziums_documented_events_replay(local_settings: Settings, tmp_path: 
         (1, "u", "Anne Marie", "annek@noanswer.org", False),
         (1, "d", None, None, False),
     ]
+
+
+def snapshot_read(row: dict[str, Any], *, lsn: int, mark: str) -> tuple[str, str]:
+    key, value = event("r", row, lsn=lsn, ts_s=90)
+    document = json.loads(value)
+    document["payload"]["source"]["snapshot"] = mark
+    return key, json.dumps(document)
+
+
+def test_a_resnapshot_deletes_the_keys_it_no_longer_finds(local_settings: Settings) -> None:
+    # The slot was lost; meanwhile id 2 was deleted and id 1 changed. The re-snapshot reads 1 and 3 only.
+    again = [snapshot_read({"id": 1, "name": "ann-2"}, lsn=900, mark="first"),
+             snapshot_read({"id": 3, "name": "cy"}, lsn=900, mark="last_in_data_collection")]  # fmt: skip
+    with open_lake(local_settings) as lake:
+        Applier(lake).apply(batch(STREAM))
+        report = Applier(lake).apply(batch(again, first_offset=100))
+        assert (report.applied, report.snapshot_deletes) == (2, 1)
+        assert rows(current_state(lake, "app.users"), "id", "name") == [(1, "ann-2"), (3, "cy")]
+        got = rows(history(lake, "app.users"), "id", "op", "name", "valid_from")
+    assert [g for g in got if g[0] == 2][-1] == (2, "d", None, at(90))  # deleted as of the re-snapshot
+    assert [g for g in got if g[0] == 3] == [(3, "c", "cy", at(40))]  # unchanged: no new version

@@ -37,7 +37,7 @@ import msgspec
 import pyarrow as pa
 
 from dotjoin.exceptions import TerminalError
-from dotjoin.pipelines.cdc.events import Change, Skipped
+from dotjoin.pipelines.cdc.events import SNAPSHOT_END, Change, Skipped
 from dotjoin.platform.lake import Lake, PartitionField
 
 logger = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ class ApplyReport:
     tables: Counter[str] = field(default_factory=Counter)
     commits: int = 0
     unresolved_toast: int = 0
+    snapshot_deletes: int = 0  # keys a re-snapshot no longer found, deleted at its end
     schema_changes: list[str] = field(default_factory=list)
 
     def add(self, other: ApplyReport) -> None:
@@ -136,13 +137,15 @@ class ApplyReport:
         self.tables.update(other.tables)
         self.commits += other.commits
         self.unresolved_toast += other.unresolved_toast
+        self.snapshot_deletes += other.snapshot_deletes
         self.schema_changes.extend(other.schema_changes)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "events": self.events, "applied": self.applied, "duplicates": self.duplicates,
             "skipped": dict(self.skipped), "tables": dict(self.tables), "commits": self.commits,
-            "unresolved_toast": self.unresolved_toast, "schema_changes": self.schema_changes,
+            "unresolved_toast": self.unresolved_toast, "snapshot_deletes": self.snapshot_deletes,
+            "schema_changes": self.schema_changes,
         }  # fmt: skip
 
 
@@ -215,6 +218,8 @@ class Applier:
                 )
             return
         name = log_table(table)
+        received = len(fresh)
+        fresh = self._with_snapshot_deletes(table, fresh, report)
         types, dropped = self._evolve(name, table, fresh, committed, report)
         rows = self._resolve_toast(table, fresh, report)
         state = TableState(
@@ -225,9 +230,60 @@ class Applier:
         self.lake.append(name, data, properties=state.properties())
         self._states[table] = state
         self._remember_toast(table, fresh, rows)
-        report.applied += len(fresh)
+        report.applied += received  # the snapshot's deletes are counted apart (report.snapshot_deletes)
         report.tables[table] += len(fresh)
         report.commits += 1
+
+    # -- snapshots ---------------------------------------------------------------------------------
+
+    def _with_snapshot_deletes(self, table: str, fresh: list[Change], report: ApplyReport) -> list[Change]:
+        """``fresh`` with a delete, right after a table's last snapshot read, for every key alive in the lake
+        that this snapshot did not read: a re-snapshot (after a lost slot) finds rows deleted in the gap
+        only by their absence. A first snapshot finds none."""
+        if not any(c.snapshot in SNAPSHOT_END for c in fresh):
+            return fresh
+        out: list[Change] = []
+        for n, change in enumerate(fresh):
+            out.append(change)
+            if change.op == "r" and change.snapshot in SNAPSHOT_END:
+                vanished = self._vanished(table, fresh[: n + 1], change)
+                report.snapshot_deletes += len(vanished)
+                out.extend(vanished)
+        return out
+
+    def _vanished(self, table: str, before: list[Change], end: Change) -> list[Change]:
+        alive: dict[tuple[Any, ...], bool] = {}
+        read: set[tuple[Any, ...]] = set()
+        name = log_table(table)
+        if name in self._exists:
+            log = self.lake.scan(name).select([*end.key_columns, "_op", "_lsn", "_pos"]).sort_by("_pos")
+            keys = zip(*(log.column(k).to_pylist() for k in end.key_columns), strict=True)
+            for key, op, lsn in zip(keys, log.column("_op").to_pylist(), log.column("_lsn").to_pylist(),
+                                    strict=True):  # fmt: skip
+                alive[key] = op != "d"
+                if op == "r" and lsn == end.lsn:
+                    read.add(key)
+        for change in before:
+            alive[change.key] = change.op != "d"
+            if change.op == "r" and change.lsn == end.lsn:
+                read.add(change.key)
+        key_types = {c: end.types[c] for c in end.key_columns}
+        return [
+            Change(
+                table=table,
+                op="d",
+                key=key,
+                key_columns=end.key_columns,
+                row=dict(zip(end.key_columns, key, strict=True)),
+                types=key_types,
+                lsn=end.lsn,
+                position=None,
+                tx_id=None,
+                commit_us=end.commit_us,
+            )
+            for key, is_alive in alive.items()
+            if is_alive and key not in read
+        ]
 
     # -- schema ------------------------------------------------------------------------------------
 
@@ -283,7 +339,9 @@ class Applier:
         latest: dict[tuple[Any, ...], dict[str, Any]] = {}
         for change in changes:
             row = change.row
-            if change.op == "d":  # a key update is d(old key) then c(new key) at one LSN, maybe across batches
+            if (
+                change.op == "d"
+            ):  # a key update is d(old key) then c(new key) at one LSN, maybe across batches
                 self._last_delete[table] = (change.lsn, change.key)
             if change.unavailable:
                 row = dict(row)

@@ -173,3 +173,69 @@ def _drop_slot(settings: Settings, timeout_s: float) -> None:
             if time.monotonic() > deadline:
                 raise ServiceError(f"cdc: replication slot {cdc.slot!r} still in use after {timeout_s:.0f} s")
             time.sleep(0.5)
+
+
+SLOT_LOST_MARK = "no longer available on the server"
+
+
+def health(settings: Settings) -> list[str]:
+    """What is wrong with the capture, one line each (empty: healthy): the connector missing or failed,
+    and above all a lost replication slot — dropped, or invalidated by ``max_slot_wal_keep_size`` — after
+    which the changes since the connector's last position are gone from the server (Debezium refuses to
+    go on: DBZ-5739); the remedy is :func:`resnapshot`."""
+    state = status(settings)
+    if state is None:
+        return [f"cdc: connector {settings.cdc.connector!r} is not registered (dotjoin cdc connect)"]
+    problems = []
+    for task in state.get("tasks", []):
+        if task.get("state") != "FAILED":
+            continue
+        trace = (task.get("trace") or "").strip().splitlines()
+        if trace and SLOT_LOST_MARK in trace[0]:
+            problems.append(
+                f"cdc: replication slot {settings.cdc.slot!r} no longer has the changes the connector needs "
+                "(dropped or invalidated): they cannot be streamed; run `dotjoin cdc resnapshot` to re-read "
+                "the tables"
+            )
+        else:
+            problems.append(f"cdc: the connector's task failed: {trace[0] if trace else 'no trace'}")
+    slot = _slot(settings)
+    if slot is None and state["connector"]["state"] == "RUNNING" and not problems:
+        problems.append(
+            f"cdc: replication slot {settings.cdc.slot!r} does not exist while the connector runs"
+        )
+    elif slot is not None and slot[1] == "lost":
+        problems.append(f"cdc: replication slot {settings.cdc.slot!r} was invalidated (wal_status lost); "
+                        "run `dotjoin cdc resnapshot`")  # fmt: skip
+    return problems
+
+
+def resnapshot(settings: Settings, *, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Start the capture over: stop the connector, delete its source offsets (Kafka Connect's
+    ``DELETE /connectors/<name>/offsets``), drop the slot if one is left, resume. Debezium then takes a
+    new initial snapshot (``op=r`` for every row) and streams from the new slot; the applier turns the
+    snapshot into versions only where rows changed, and deletes the keys it no longer finds."""
+    connect = ConnectService(settings)
+    name = settings.cdc.connector
+    rest(connect.url, f"/connectors/{name}/stop", method="PUT")
+    deadline = time.monotonic() + timeout_s
+    while (status(settings) or {}).get("connector", {}).get("state") != "STOPPED":
+        if time.monotonic() > deadline:
+            raise ServiceError(f"cdc: connector {name!r} did not stop within {timeout_s:.0f} s")
+        time.sleep(0.5)
+    rest(connect.url, f"/connectors/{name}/offsets", method="DELETE")
+    _drop_slot(settings, timeout_s)
+    rest(connect.url, f"/connectors/{name}/resume", method="PUT")
+    return wait_running(settings, timeout_s)
+
+
+def _slot(settings: Settings) -> tuple[bool, str | None] | None:
+    """(active, wal_status) of the connector's slot, None if there is none."""
+    cdc = settings.cdc
+    session = postgres.connect(
+        settings.postgres, user=cdc.replication_user, password=cdc.replication_password
+    )
+    with session as conn:
+        row = conn.execute("SELECT active, wal_status FROM pg_replication_slots WHERE slot_name = %s",
+                           [cdc.slot]).fetchone()  # fmt: skip
+    return (bool(row[0]), row[1]) if row else None

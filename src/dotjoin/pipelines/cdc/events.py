@@ -37,6 +37,7 @@ from dotjoin.exceptions import DataError
 UNAVAILABLE = "__debezium_unavailable_value"
 _UNAVAILABLE_BYTES = base64.b64encode(UNAVAILABLE.encode()).decode()
 ROW_OPS = ("r", "c", "u", "d")
+SNAPSHOT_END = frozenset({"last_in_data_collection", "last"})  # a table's last snapshot read
 OP_RANK = {"d": 0, "r": 1, "c": 1, "u": 2}  # a primary-key update: the old key's d before the new key's c
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -58,6 +59,7 @@ class Change:
     tx_id: int | None
     commit_us: int  # the source commit's time (snapshot: the read's time), µs since the epoch, UTC
     unavailable: frozenset[str] = field(default_factory=frozenset)
+    snapshot: str | None = None  # a snapshot read's place: first, true, last_in_data_collection, last…
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,7 @@ def decode_envelope(
         tx_id=_int_or_none(source.get("txId")),
         commit_us=_commit_us(source, payload),
         unavailable=frozenset(unavailable),
+        snapshot=str(source.get("snapshot")).lower() if snapshot else None,
     )
 
 

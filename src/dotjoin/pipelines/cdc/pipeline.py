@@ -228,5 +228,6 @@ def _record(run: Run, report: ApplyReport) -> None:
     for table, rows in sorted(report.tables.items()):
         run.output(table, rows=rows, location=f"lake:{log_table(table)}")
     run.metric("commits", report.commits)
+    run.metric("snapshot_deletes", report.snapshot_deletes)
     if report.schema_changes:
         run.report.params["schema_changes"] = report.schema_changes
