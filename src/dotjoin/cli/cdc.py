@@ -140,6 +140,7 @@ def replay(
     ),
     key: list[str] = typer.Option([], "--key", help="schema.table=col[,col]: the key of events without one."),
     batch: int = typer.Option(10_000, "--batch", min=1, help="Events per Iceberg commit."),
+    journal: Path | None = typer.Option(None, "--journal", help="The recording's workload journal: verify."),
     output: OutputOption = "table",
 ) -> None:
     """Apply a recorded Debezium event file to the lake (no PostgreSQL, Kafka or Connect needed).
@@ -154,7 +155,12 @@ def replay(
 
     with progress_bar(output == "table" and not STATE.quiet, str(file)) as progress:
         report = replay_file(
-            _settings(), file, key_columns=_key_option(key), batch_rows=batch, progress=progress
+            _settings(),
+            file,
+            key_columns=_key_option(key),
+            batch_rows=batch,
+            journal=journal,
+            progress=progress,
         )
     emit_report(report, output, _summary)
 
@@ -167,6 +173,7 @@ def apply(
     batch: int = typer.Option(5_000, "--batch", min=1, help="Most events per Iceberg commit."),
     batch_seconds: float = typer.Option(1.0, "--batch-seconds", help="Longest wait to fill a batch."),
     group: str = typer.Option("dotjoin-cdc-applier", "--group", help="Kafka consumer group."),
+    verify: bool = typer.Option(False, "--verify", help="At the end, reconcile the tables with the source."),
     output: OutputOption = "table",
 ) -> None:
     """Consume Debezium's topics into the lake's change logs (Ctrl-C stops; everything committed stays).
@@ -177,8 +184,8 @@ def apply(
     from dotjoin.pipelines.cdc.source import topics
 
     settings = _settings()
-    report = follow(settings, topics=topics(settings), group=group, batch_rows=batch,
-                    batch_seconds=batch_seconds, idle_exit=idle_exit or None)  # fmt: skip
+    report = follow(settings, topics=topics(settings), group=group, batch_rows=batch, batch_seconds=batch_seconds,
+                    idle_exit=idle_exit or None, verify_source=verify)  # fmt: skip
     emit_report(report, output, _summary)
 
 

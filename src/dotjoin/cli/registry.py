@@ -148,6 +148,14 @@ def _payments(settings: Settings, scratch: Path) -> RunReport:
     )
 
 
+def _cdc(settings: Settings, scratch: Path) -> RunReport:
+    """A real Debezium recording replayed into Iceberg change logs, reconciled with its workload journal."""
+    from dotjoin.pipelines.cdc.pipeline import replay
+    from dotjoin.simulate.cdc_recording import EVENTS, JOURNAL
+
+    return replay(settings, EVENTS, journal=JOURNAL)
+
+
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("selfcheck", "bus -> warehouse -> lake round trip", _selfcheck),
     DemoStep(
@@ -162,4 +170,5 @@ DEMO_STEPS: list[DemoStep] = [
         "payments stream (24,000 events, 6 fraud typologies) -> train, then detect with alerts",
         _payments,
     ),
+    DemoStep("cdc_replay", "a recorded Debezium stream -> Iceberg change logs, current state + SCD2", _cdc),
 ]

@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import IO, Any
 
 import msgspec
@@ -326,12 +325,6 @@ def populate(settings: Settings, *, users: int, skus: int = 0, seed: int = 0) ->
                     writer.write_row((f"SKU-{n:06d}", f"item {n}", rng.choice(WAREHOUSES), rng.randrange(500),
                                       _price(rng)))  # fmt: skip
     return users + skus
-
-
-def read_journal(path: Path) -> list[dict[str, Any]]:
-    """The journal's entries, in commit order."""
-    with path.open(encoding="utf-8") as handle:
-        return [msgspec.json.decode(line) for line in handle if line.strip()]
 
 
 def _now() -> dt.datetime:

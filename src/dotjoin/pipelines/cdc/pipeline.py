@@ -9,12 +9,13 @@ state of its key wrong. Whatever was committed before stays; re-running resumes 
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -51,7 +52,7 @@ def read_events(
     if not path.is_file():
         raise NotFoundError(f"no event file {path}")
     stream = str(path.resolve())
-    with path.open(encoding="utf-8") as handle:
+    with open_text(path) as handle:
         first = handle.readline()
         if first.strip() == "{" or first.lstrip().startswith("["):  # one pretty-printed document
             try:
@@ -69,6 +70,13 @@ def read_events(
         for lineno, line in enumerate(itertools.chain([first], handle), 1):
             if line.strip():
                 yield _line_event(path, lineno, line, key_columns), Origin(stream, lineno)
+
+
+def open_text(path: Path) -> IO[str]:
+    """A UTF-8 text file, gunzipped on the fly when its name ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
 
 
 def _document_event(item: Any, key_columns: Mapping[str, Sequence[str]]) -> Change | Skipped:
@@ -110,14 +118,23 @@ def replay(
     *,
     key_columns: Mapping[str, Sequence[str]] | None = None,
     batch_rows: int = 10_000,
+    journal: Path | None = None,
     progress: Progress | None = None,
 ) -> Any:
-    """``dotjoin cdc replay``: apply a recorded Debezium event file to the lake; the run report."""
+    """``dotjoin cdc replay``: apply a recorded Debezium event file to the lake; the run report. With the
+    recording's ``journal``, the reconciliation against it is a check per table of the report."""
     params = {"file": str(path), "batch_rows": batch_rows}
     with start_run("cdc_replay", settings, params=params) as run, open_lake(settings) as lake:
         events = read_events(path, key_columns=key_columns)
         report = apply_events(Applier(lake), events, batch_rows=batch_rows, progress=progress)
         _record(run, report)
+        if journal is not None:
+            from dotjoin.pipelines.cdc.verify import load_journal, verify_journal
+
+            entries = load_journal(journal)
+            for table in sorted(report.tables):
+                mine = [e for e in entries if e["table"] == table]
+                _verdict_check(run, verify_journal(lake, table, mine))
     return run.report
 
 
@@ -131,9 +148,11 @@ def follow(
     idle_exit: float | None = None,
     max_seconds: float | None = None,
     on_batch: Callable[[ApplyReport], None] | None = None,
+    verify_source: bool = False,
 ) -> Any:
     """``dotjoin cdc apply``: consume Debezium's topics into the lake, committing Kafka offsets after each
-    Iceberg commit; stops after ``idle_exit`` quiet seconds or ``max_seconds`` (None: run until stopped)."""
+    Iceberg commit; stops after ``idle_exit`` quiet seconds or ``max_seconds`` (None: run until stopped).
+    With ``verify_source``, the tables it changed are then reconciled with the source (checks of the run)."""
     from dotjoin.platform.bus import open_bus
 
     params = {
@@ -156,6 +175,11 @@ def follow(
             logger.info("cdc apply: interrupted; everything committed so far stays")
         finally:
             _record(run, total)
+        if verify_source:
+            from dotjoin.pipelines.cdc.verify import verify_table
+
+            for table in sorted(total.tables):
+                _verdict_check(run, verify_table(settings, lake, table))
     return run.report
 
 
@@ -209,6 +233,16 @@ def _decode(message: Any) -> Change | Skipped:
         return decode_record(message.key, message.value)
     except DataError as exc:
         raise DataError(f"{message.topic}:{message.partition}:{message.offset}: {exc}") from None
+
+
+def _verdict_check(run: Run, verdict: Any) -> None:
+    """A reconciliation verdict as a check of the run: zero mismatches, else what they are."""
+    found = verdict.as_dict()
+    detail = (f"{found['source_rows']} source rows, {found['lake_rows']} in the lake; "
+              f"missing {found['missing']}, extra {found['extra']}, different {found['different']}; history: {found['history_checked']} "
+              f"changes checked, {len(verdict.history_mismatches)} mismatched")  # fmt: skip
+    run.check(f"cdc verify {verdict.table}", passed=verdict.mismatches == 0, observed=verdict.mismatches,
+              expected=0, detail=detail)  # fmt: skip
 
 
 def _record(run: Run, report: ApplyReport) -> None:

@@ -27,6 +27,7 @@ import msgspec
 import pyarrow as pa
 
 from dotjoin.config import Settings
+from dotjoin.pipelines.cdc.pipeline import open_text
 from dotjoin.pipelines.cdc.tables import CdcTable, cdc_table, current_state, history
 from dotjoin.platform import postgres
 from dotjoin.platform.lake import Lake
@@ -94,17 +95,29 @@ def verify_table(
         cursor = conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, name)))
         names = [c.name for c in cursor.description or ()]
         source_rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    lake_rows = current_state(lake, source).to_pylist()
-    columns = sorted(names)
-    src = _keyed(source_rows, table.key, columns)
-    dst = _keyed(lake_rows, table.key, columns)
-    verdict.source_rows, verdict.lake_rows = len(src), len(dst)
-    verdict.source_digest, verdict.lake_digest = _digest(src), _digest(dst)
-    verdict.missing = sorted((k for k in src if k not in dst), key=repr)
-    verdict.extra = sorted((k for k in dst if k not in src), key=repr)
-    verdict.different = sorted((k for k in src if k in dst and src[k] != dst[k]), key=repr)
+    _compare(verdict, source_rows, current_state(lake, source).to_pylist(), table.key, sorted(names))
     if journal:
         _check_history(lake, table, journal, verdict)
+    return verdict
+
+
+def verify_journal(lake: Lake, source: str, journal: Sequence[dict[str, Any]]) -> TableVerdict:
+    """Compare the lake's tables of ``source`` with a journal alone (no database: a replayed recording):
+    the current state against the journal's last state of each key, the history against its changes."""
+    table = cdc_table(lake, source)
+    verdict = TableVerdict(source)
+    final: dict[Any, dict[str, Any]] = {}
+    for entry in journal:
+        key = _key_of(entry["row"], table.key)
+        if entry["op"] == "d":
+            final.pop(key, None)
+        else:
+            final[key] = entry["row"]
+    columns = sorted({c for row in final.values() for c in row} & set(table.current_columns))
+    kinds = {f.name: f.type for f in history(lake, source).schema}
+    expected = [{c: _typed(row.get(c), kinds.get(c)) for c in columns} for row in final.values()]
+    _compare(verdict, expected, current_state(lake, source).to_pylist(), table.key, columns)
+    _check_history(lake, table, journal, verdict)
     return verdict
 
 
@@ -113,13 +126,31 @@ def verify(
 ) -> list[TableVerdict]:
     """:func:`verify_table` for each of ``tables``; the journal's entries are split by table."""
     entries: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    if journal is not None:
-        with journal.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    entry = msgspec.json.decode(line)
-                    entries[entry["table"]].append(entry)
+    for entry in load_journal(journal) if journal is not None else ():
+        entries[entry["table"]].append(entry)
     return [verify_table(settings, lake, t, entries.get(t, ())) for t in tables]
+
+
+def load_journal(path: Path) -> list[dict[str, Any]]:
+    """A workload journal's entries in commit order (``.gz`` read as gzip)."""
+    with open_text(path) as handle:
+        return [msgspec.json.decode(line) for line in handle if line.strip()]
+
+
+def _compare(
+    verdict: TableVerdict,
+    source_rows: list[dict[str, Any]],
+    lake_rows: list[dict[str, Any]],
+    key: Sequence[str],
+    columns: list[str],
+) -> None:
+    src = _keyed(source_rows, key, columns)
+    dst = _keyed(lake_rows, key, columns)
+    verdict.source_rows, verdict.lake_rows = len(src), len(dst)
+    verdict.source_digest, verdict.lake_digest = _digest(src), _digest(dst)
+    verdict.missing = sorted((k for k in src if k not in dst), key=repr)
+    verdict.extra = sorted((k for k in dst if k not in src), key=repr)
+    verdict.different = sorted((k for k in src if k in dst and src[k] != dst[k]), key=repr)
 
 
 def _keyed(rows: list[dict[str, Any]], key: Sequence[str], columns: list[str]) -> dict[Any, tuple[Any, ...]]:
