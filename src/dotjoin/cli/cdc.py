@@ -184,8 +184,9 @@ def apply(
     from dotjoin.pipelines.cdc.source import topics
 
     settings = _settings()
-    report = follow(settings, topics=topics(settings), group=group, batch_rows=batch, batch_seconds=batch_seconds,
-                    idle_exit=idle_exit or None, verify_source=verify)  # fmt: skip
+    report = follow(settings, topics=topics(settings), group=group, batch_rows=batch,
+                    batch_seconds=batch_seconds, idle_exit=idle_exit or None,
+                    verify_source=verify)  # fmt: skip
     emit_report(report, output, _summary)
 
 

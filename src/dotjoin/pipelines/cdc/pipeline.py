@@ -239,8 +239,8 @@ def _verdict_check(run: Run, verdict: Any) -> None:
     """A reconciliation verdict as a check of the run: zero mismatches, else what they are."""
     found = verdict.as_dict()
     detail = (f"{found['source_rows']} source rows, {found['lake_rows']} in the lake; "
-              f"missing {found['missing']}, extra {found['extra']}, different {found['different']}; history: {found['history_checked']} "
-              f"changes checked, {len(verdict.history_mismatches)} mismatched")  # fmt: skip
+              f"missing {found['missing']}, extra {found['extra']}, different {found['different']}; "
+              f"history: {found['history_checked']} changes checked, {len(verdict.history_mismatches)} mismatched")  # fmt: skip
     run.check(f"cdc verify {verdict.table}", passed=verdict.mismatches == 0, observed=verdict.mismatches,
               expected=0, detail=detail)  # fmt: skip
 
