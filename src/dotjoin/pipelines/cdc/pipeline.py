@@ -240,7 +240,8 @@ def _verdict_check(run: Run, verdict: Any) -> None:
     found = verdict.as_dict()
     detail = (f"{found['source_rows']} source rows, {found['lake_rows']} in the lake; "
               f"missing {found['missing']}, extra {found['extra']}, different {found['different']}; "
-              f"history: {found['history_checked']} changes checked, {len(verdict.history_mismatches)} mismatched")  # fmt: skip
+              f"history: {found['history_checked']} changes checked, "
+              f"{len(verdict.history_mismatches)} mismatched")  # fmt: skip
     run.check(f"cdc verify {verdict.table}", passed=verdict.mismatches == 0, observed=verdict.mismatches,
               expected=0, detail=detail)  # fmt: skip
 
