@@ -170,7 +170,7 @@ def apply(
     idle_exit: float = typer.Option(
         0.0, "--idle-exit", help="Stop after this many quiet seconds (0: never)."
     ),
-    batch: int = typer.Option(5_000, "--batch", min=1, help="Most events per Iceberg commit."),
+    batch: int = typer.Option(20_000, "--batch", min=1, help="Most events per Iceberg commit."),
     batch_seconds: float = typer.Option(1.0, "--batch-seconds", help="Longest wait to fill a batch."),
     group: str = typer.Option("dotjoin-cdc-applier", "--group", help="Kafka consumer group."),
     verify: bool = typer.Option(False, "--verify", help="At the end, reconcile the tables with the source."),
@@ -253,6 +253,7 @@ def workload(
         None, "--journal", help="Write each committed change here (JSON lines)."
     ),
     populate: int = typer.Option(0, "--populate", min=0, help="First bulk-load this many users (COPY)."),
+    burst: int = typer.Option(1, "--burst", min=1, help="Movements per stock transaction (more changes/s)."),
     output: OutputOption = "table",
 ) -> None:
     """Run OLTP transactions on the source tables: inserts, updates, deletes, delete + re-insert, key
@@ -268,7 +269,7 @@ def workload(
     if populate:
         bulk_load(settings, users=populate, seed=seed)
     handle = journal.open("a", encoding="utf-8") if journal else None
-    run = Workload(settings, seed=seed, journal=handle)
+    run = Workload(settings, seed=seed, journal=handle, burst=burst)
     try:
         with progress_bar(output == "table" and not STATE.quiet, "workload") as progress:
             done = run.run(tps=tps, duration=duration, progress=progress).as_dict()

@@ -62,14 +62,18 @@ class WorkloadReport:
 
 
 class Workload:
-    """Generates and runs the transactions; ``journal`` receives one JSON line per committed row change."""
+    """Generates and runs the transactions; ``journal`` receives one JSON line per committed row change;
+    ``burst`` movements go into each stock transaction (1: one)."""
 
-    def __init__(self, settings: Settings, *, seed: int = 0, journal: IO[str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, seed: int = 0, journal: IO[str] | None = None, burst: int = 1
+    ) -> None:
         self.schema = settings.cdc.source_schema
         self.conn = postgres.connect(settings.postgres)
         self.conn.prepare_threshold = None  # a prepared plan breaks when a column's type changes under us
         self.rng = random.Random(seed)  # noqa: S311 - a synthetic workload, not crypto
         self.journal = journal
+        self.burst = burst  # movements per stock transaction: more changes per commit at high rates
         self.columns: dict[str, list[str]] = {}
         self._refresh_columns()
         self.users = [r[0] for r in self.conn.execute(self._q("SELECT user_id FROM {t}", "users"))]
@@ -176,20 +180,21 @@ class Workload:
         if not self.skus:
             return self._insert_sku()
         sku = self.rng.choice(self.skus)
-        delta = self.rng.choice((-3, -2, -1, -1, 1, 2, 5, 10))
+        deltas = [self.rng.choice((-3, -2, -1, -1, 1, 2, 5, 10)) for _ in range(self.burst)]
         qty = self.conn.execute(
             self._q("SELECT quantity FROM {t} WHERE sku = %s FOR UPDATE", "inventory"), [sku]
         ).fetchone()
+        total = sum(deltas)
         self._update(
-            "inventory", "sku", sku, {"quantity": int(qty[0]) + delta if qty else delta, "updated_at": _now()}
+            "inventory", "sku", sku, {"quantity": int(qty[0]) + total if qty else total, "updated_at": _now()}
         )
-        self._movement(sku, delta)
+        self._movements(sku, deltas)
         return None
 
     def _movement_only(self) -> None:
         if not self.skus:
             return self._insert_sku()
-        self._movement(self.rng.choice(self.skus), self.rng.choice((-1, 1)))
+        self._movements(self.rng.choice(self.skus), [self.rng.choice((-1, 1)) for _ in range(self.burst)])
         return None
 
     def _insert_sku(self) -> None:
@@ -217,25 +222,34 @@ class Workload:
 
     # -- statements --------------------------------------------------------------------------------
 
-    def _movement(self, sku: str, delta: int) -> None:
-        row = {"sku": sku, "delta": delta, "reason": self.rng.choice(REASONS), "moved_at": _now()}
-        self._insert("inventory_movements", row, returning="movement_id")
+    def _movements(self, sku: str, deltas: list[int]) -> None:
+        """``len(deltas)`` movement rows in one statement (one round trip, however many)."""
+        columns = [
+            c for c in ("sku", "delta", "reason", "moved_at") if c in self.columns["inventory_movements"]
+        ]
+        rows = [
+            {"sku": sku, "delta": d, "reason": self.rng.choice(REASONS), "moved_at": _now()} for d in deltas
+        ]
+        one = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+        statement = sql.SQL("INSERT INTO {t} ({c}) VALUES {v} RETURNING *").format(
+            t=sql.Identifier(self.schema, "inventory_movements"),
+            c=sql.SQL(", ").join(map(sql.Identifier, columns)), v=sql.SQL(", ").join([one] * len(rows)),
+        )  # fmt: skip
+        cursor = self.conn.execute(statement, [row[c] for row in rows for c in columns])
+        names = [c.name for c in cursor.description or ()]
+        for returned in cursor.fetchall():
+            row = dict(zip(names, returned, strict=True))
+            self._note("inventory_movements", "c", [row["movement_id"]], row)
 
-    def _insert(self, table: str, row: dict[str, Any], *, returning: str | None = None) -> None:
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
         row = {c: v for c, v in row.items() if c in self.columns[table]}
         names = sql.SQL(", ").join(map(sql.Identifier, row))
         marks = sql.SQL(", ").join(sql.Placeholder() * len(row))
         statement = sql.SQL("INSERT INTO {t} ({c}) VALUES ({v})").format(
             t=sql.Identifier(self.schema, table), c=names, v=marks
         )
-        if returning:
-            statement = statement + sql.SQL(" RETURNING {}").format(sql.Identifier(returning))
-        cursor = self.conn.execute(statement, list(row.values()))
-        if returning:
-            fetched = cursor.fetchone()
-            row = {returning: fetched[0] if fetched else None, **row}
-        key = "user_id" if table == "users" else "sku" if table == "inventory" else "movement_id"
-        self._note(table, "c", [row[key]], row)
+        self.conn.execute(statement, list(row.values()))
+        self._note(table, "c", [row["user_id" if table == "users" else "sku"]], row)
 
     def _update(self, table: str, key: str, value: Any, change: dict[str, Any]) -> None:
         change = {c: v for c, v in change.items() if c in self.columns[table]}

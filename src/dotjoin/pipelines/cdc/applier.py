@@ -31,6 +31,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -55,6 +56,8 @@ META = pa.schema(
     ]
 )
 META_COLUMNS = frozenset(META.names)
+EXPIRE_EVERY = 200  # commits of a table between expiries of its old snapshots
+KEEP_SNAPSHOTS = 20
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
@@ -164,6 +167,7 @@ class Applier:
         self._exists: set[str] = set()
         self._toast: dict[tuple[str, str], dict[tuple[Any, ...], Any]] = {}
         self._last_delete: dict[str, tuple[int | None, tuple[Any, ...]]] = {}
+        self._commits: dict[str, int] = {}
 
     def state(self, source_table: str) -> TableState:
         """The committed progress on ``source_table`` (loaded from the lake once, then kept here)."""
@@ -229,6 +233,11 @@ class Applier:
         data = _arrow(fresh, rows, types, first_pos=committed.pos + 1)
         self.lake.append(name, data, properties=state.properties())
         self._states[table] = state
+        self._commits[name] = self._commits.get(name, 0) + 1
+        if self._commits[name] % EXPIRE_EVERY == 0:
+            # Each commit rewrites the table's metadata with every snapshot in it: keep it small. The log's
+            # rows are its history; old snapshots of it are not (appends never orphan a data file).
+            self.lake.expire_snapshots(name, older_than=datetime.now(UTC), retain_last=KEEP_SNAPSHOTS)
         self._remember_toast(table, fresh, rows)
         report.applied += received  # the snapshot's deletes are counted apart (report.snapshot_deletes)
         report.tables[table] += len(fresh)

@@ -31,7 +31,7 @@ from typing import Any
 
 from dotjoin.config import Settings
 from dotjoin.exceptions import ConfigError
-from dotjoin.pipelines.cdc.source import captured_tables, heartbeat_query
+from dotjoin.pipelines.cdc.source import captured_tables, heartbeat_query, topics
 from dotjoin.platform import postgres
 from dotjoin.services.base import ServiceError
 from dotjoin.services.connect import POSTGRES_CONNECTOR, ConnectService, rest
@@ -95,7 +95,16 @@ def connector_config(settings: Settings, password_path: Path) -> dict[str, str]:
 
 
 def register(settings: Settings) -> dict[str, Any]:
-    """Create or update the connector (idempotent); its config as the worker has it."""
+    """Create or update the connector (idempotent); its config as the worker has it.
+
+    The captured tables' topics are created first, one partition each: a consumer subscribed before a
+    table's first change would otherwise not see its topic until its next metadata refresh (minutes).
+    """
+    from dotjoin.platform.bus import open_bus
+
+    bus = open_bus(settings)
+    for topic in topics(settings):
+        bus.create_topic(topic, partitions=1)
     connect = ConnectService(settings)
     config = connector_config(settings, write_password_file(settings))
     name = settings.cdc.connector

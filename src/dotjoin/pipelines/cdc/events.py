@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,57 +292,84 @@ def _infer(value: Any) -> pa.DataType:
     return pa.string()
 
 
+Converter = Callable[[Any], Any] | None  # raw JSON value (not null) -> Python value; None: as it is
+_PLANS: dict[tuple[Any, ...], dict[str, tuple[pa.DataType, Converter]]] = {}
+
+
+def _plan(fields: list[dict[str, Any]]) -> dict[str, tuple[pa.DataType, Converter]]:
+    """Each declared column's Arrow type and converter, built once per distinct row schema."""
+    signature = tuple(
+        (f.get("field"), f.get("type"), f.get("name"), str(f.get("parameters"))) for f in fields
+    )
+    plan = _PLANS.get(signature)
+    if plan is None:
+        plan = {
+            f["field"]: (kind, _converter(kind, f.get("name"))) for f in fields for kind in [arrow_type(f)]
+        }
+        if len(_PLANS) > 1024:  # a schema per table and version: a bound against pathological streams
+            _PLANS.clear()
+        _PLANS[signature] = plan
+    return plan
+
+
 def _convert_row(
     image: dict[str, Any], fields: list[dict[str, Any]] | None
 ) -> tuple[dict[str, pa.DataType], dict[str, Any], list[str]]:
     types: dict[str, pa.DataType] = {}
     row: dict[str, Any] = {}
     unavailable: list[str] = []
-    declared = {f["field"]: f for f in fields} if fields else {}
+    plan = _plan(fields) if fields else {}
     for column, raw in image.items():
-        spec = declared.get(column)
-        kind = arrow_type(spec) if spec is not None else _infer(raw)
+        kind, convert = plan.get(column) or (_infer(raw), None)
         types[column] = kind
-        if raw == UNAVAILABLE or (raw == _UNAVAILABLE_BYTES and pa.types.is_binary(kind)):
+        if raw is None:
+            row[column] = None
+        elif raw == UNAVAILABLE or (raw == _UNAVAILABLE_BYTES and pa.types.is_binary(kind)):
             unavailable.append(column)
             row[column] = None
-            continue
-        try:
-            row[column] = _value(raw, kind, spec)
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise DataError(f"column {column!r}: {raw!r} is not a valid {kind}: {exc}") from None
+        elif convert is None:
+            row[column] = raw
+        else:
+            try:
+                row[column] = convert(raw)
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                raise DataError(f"column {column!r}: {raw!r} is not a valid {kind}: {exc}") from None
     return types, row, unavailable
 
 
-def _value(raw: Any, kind: pa.DataType, spec: Mapping[str, Any] | None) -> Any:
-    if raw is None:
-        return None
-    name = spec.get("name") if spec else None
+def _converter(kind: pa.DataType, name: str | None) -> Converter:
+    """The function turning a JSON value of a column of ``kind`` (Debezium type ``name``) into Python."""
     if pa.types.is_decimal(kind):
-        if isinstance(raw, str) and name == "org.apache.kafka.connect.data.Decimal":
-            unscaled = int.from_bytes(base64.b64decode(raw), "big", signed=True)
-            return decimal.Decimal(unscaled).scaleb(-kind.scale)
-        return decimal.Decimal(str(raw))
+        scale = kind.scale
+        if name == "org.apache.kafka.connect.data.Decimal":  # precise: the unscaled integer's bytes
+            return lambda raw: (
+                decimal.Decimal(int.from_bytes(base64.b64decode(raw), "big", signed=True)).scaleb(-scale)
+                if isinstance(raw, str) else decimal.Decimal(str(raw)))  # fmt: skip
+        return lambda raw: decimal.Decimal(str(raw))
     if pa.types.is_timestamp(kind):
-        if isinstance(raw, str):  # ZonedTimestamp: ISO-8601 with an offset
-            return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        micros = int(raw) * _TIME_SCALE.get(name or "", 1) // 1000 if name else int(raw)
-        return _EPOCH + dt.timedelta(microseconds=micros) if kind.tz is None else (
-            dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros))  # fmt: skip
+        scale = _TIME_SCALE.get(name or "", 1000)
+        epoch = _EPOCH if kind.tz is None else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+        def timestamp(raw: Any) -> dt.datetime:
+            if isinstance(raw, str):  # ZonedTimestamp: ISO-8601 with an offset
+                return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            return epoch + dt.timedelta(microseconds=int(raw) * scale // 1000)
+
+        return timestamp
     if pa.types.is_date32(kind):
-        return _EPOCH_DATE + dt.timedelta(days=int(raw))
+        return lambda raw: _EPOCH_DATE + dt.timedelta(days=int(raw))
     if pa.types.is_time64(kind):
-        micros = int(raw) * _TIME_SCALE.get(name or "", 1000) // 1000
-        return (_EPOCH + dt.timedelta(microseconds=micros)).time()
+        scale = _TIME_SCALE.get(name or "", 1000)
+        return lambda raw: (_EPOCH + dt.timedelta(microseconds=int(raw) * scale // 1000)).time()
     if pa.types.is_binary(kind):
-        return base64.b64decode(raw)
-    if pa.types.is_string(kind) and not isinstance(raw, str):
-        return msgspec.json.encode(raw).decode()
+        return base64.b64decode
+    if pa.types.is_string(kind):
+        return lambda raw: raw if isinstance(raw, str) else msgspec.json.encode(raw).decode()
     if pa.types.is_floating(kind):
-        return float(raw)  # Debezium writes NaN/Infinity as strings
+        return float  # Debezium writes NaN and Infinity as strings
     if pa.types.is_integer(kind):
-        return int(raw)
-    return raw
+        return lambda raw: raw if type(raw) is int else int(raw)
+    return None
 
 
 # Units of Debezium's temporal types, in nanoseconds per unit: ms→1000000, µs→1000, ns→1.

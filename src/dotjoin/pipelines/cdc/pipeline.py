@@ -143,16 +143,17 @@ def follow(
     *,
     topics: Sequence[str],
     group: str,
-    batch_rows: int = 5_000,
+    batch_rows: int = 20_000,
     batch_seconds: float = 1.0,
     idle_exit: float | None = None,
     max_seconds: float | None = None,
-    on_batch: Callable[[ApplyReport], None] | None = None,
+    on_batch: Callable[[ApplyReport], bool | None] | None = None,
     verify_source: bool = False,
 ) -> Any:
     """``dotjoin cdc apply``: consume Debezium's topics into the lake, committing Kafka offsets after each
     Iceberg commit; stops after ``idle_exit`` quiet seconds or ``max_seconds`` (None: run until stopped).
-    With ``verify_source``, the tables it changed are then reconciled with the source (checks of the run)."""
+    ``on_batch`` sees each batch's report (a true return stops). With ``verify_source``, the tables it
+    changed are then reconciled with the source (checks of the run)."""
     from dotjoin.platform.bus import open_bus
 
     params = {
@@ -191,7 +192,7 @@ def _consume(
     batch_seconds: float,
     idle_exit: float | None,
     max_seconds: float | None,
-    on_batch: Callable[[ApplyReport], None] | None,
+    on_batch: Callable[[ApplyReport], bool | None] | None,
 ) -> None:
     started = last_event = time.monotonic()
     while True:
@@ -210,8 +211,8 @@ def _consume(
             messages
         )  # after the Iceberg commit: a crash in between re-delivers, the applier drops
         total.add(report)
-        if on_batch:
-            on_batch(report)
+        if on_batch is not None and on_batch(report):
+            return
 
 
 def _gather(consumer: Any, batch_rows: int, batch_seconds: float) -> list[Any]:
