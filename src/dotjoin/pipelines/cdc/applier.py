@@ -110,7 +110,7 @@ class TableState:
         high = json.loads(props.get(PREFIX + "high_water", "null"))
         return cls(
             pos=int(props.get(PREFIX + "pos", "0")),
-            high_water=tuple(high) if high else None,  # type: ignore[arg-type]
+            high_water=tuple(high) if high else None,
             offsets=json.loads(props.get(PREFIX + "offsets", "{}")),
             key=tuple(json.loads(props.get(PREFIX + "key", "[]"))),
             dropped=frozenset(json.loads(props.get(PREFIX + "dropped", "[]"))),

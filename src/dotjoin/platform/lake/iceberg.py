@@ -591,7 +591,7 @@ def _conform(data: pa.Table, table: Table, name: str) -> pa.Table:
 def _identity_mapping(column: str) -> Any:
     from pyiceberg.table.name_mapping import MappedField, NameMapping
 
-    return NameMapping([MappedField(field_id=1, names=[column])])
+    return NameMapping([MappedField.model_validate({"field-id": 1, "names": [column]})])
 
 
 def _remove_empty_dirs(top: Path) -> None:
