@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,11 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace(":", "\\:").replace("=", "\\=")
 
 
-def connector_config(settings: Settings, password_path: Path) -> dict[str, str]:
-    """The connector's configuration (strings, as Connect's REST API takes them)."""
+def connector_config(
+    settings: Settings, password_path: Path, extra_tables: Sequence[str] = ()
+) -> dict[str, str]:
+    """The connector's configuration (strings, as Connect's REST API takes them); ``extra_tables`` are
+    more tables of the source schema to capture (published and granted by their owner)."""
     cdc, pg = settings.cdc, settings.postgres
     return {
         "connector.class": POSTGRES_CONNECTOR,
@@ -77,7 +81,9 @@ def connector_config(settings: Settings, password_path: Path) -> dict[str, str]:
         "database.dbname": pg.dbname,
         "topic.prefix": cdc.topic_prefix,
         "schema.include.list": cdc.source_schema,
-        "table.include.list": ",".join(t.replace(".", r"\.") for t in captured_tables(settings)),
+        "table.include.list": ",".join(
+            t.replace(".", r"\.") for t in [*captured_tables(settings), *_qualified(settings, extra_tables)]
+        ),
         "publication.name": cdc.publication,
         "publication.autocreate.mode": "disabled",
         "slot.name": cdc.slot,
@@ -94,7 +100,11 @@ def connector_config(settings: Settings, password_path: Path) -> dict[str, str]:
     }
 
 
-def register(settings: Settings) -> dict[str, Any]:
+def _qualified(settings: Settings, tables: Sequence[str]) -> list[str]:
+    return [f"{settings.cdc.source_schema}.{t}" for t in tables]
+
+
+def register(settings: Settings, extra_tables: Sequence[str] = ()) -> dict[str, Any]:
     """Create or update the connector (idempotent); its config as the worker has it.
 
     The captured tables' topics are created first, one partition each: a consumer subscribed before a
@@ -103,10 +113,10 @@ def register(settings: Settings) -> dict[str, Any]:
     from dotjoin.platform.bus import open_bus
 
     bus = open_bus(settings)
-    for topic in topics(settings):
+    for topic in topics(settings, extra_tables):
         bus.create_topic(topic, partitions=1)
     connect = ConnectService(settings)
-    config = connector_config(settings, write_password_file(settings))
+    config = connector_config(settings, write_password_file(settings), extra_tables)
     name = settings.cdc.connector
     rest(connect.url, f"/connectors/{name}/config", method="PUT", body=config)
     return rest(connect.url, f"/connectors/{name}")

@@ -14,6 +14,7 @@ disabled``: that would need ownership of the tables).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dotjoin.config import Settings
@@ -69,10 +70,10 @@ def captured_tables(settings: Settings) -> list[str]:
     return [f"{schema}.{t}" for t in (*TABLES, HEARTBEAT_TABLE)]
 
 
-def topics(settings: Settings) -> list[str]:
+def topics(settings: Settings, extra_tables: Sequence[str] = ()) -> list[str]:
     """The topics of the captured tables' changes: ``<prefix>.<schema>.<table>`` (not the heartbeat's)."""
     cdc = settings.cdc
-    return [f"{cdc.topic_prefix}.{cdc.source_schema}.{t}" for t in TABLES]
+    return [f"{cdc.topic_prefix}.{cdc.source_schema}.{t}" for t in (*TABLES, *extra_tables)]
 
 
 def heartbeat_query(settings: Settings) -> str:
