@@ -198,11 +198,14 @@ def show(
     ),
     as_of: str = typer.Option("", "--as-of", help="The state as of an instant (ISO 8601), from the history."),
     limit: int = typer.Option(20, "--limit", min=0, help="Rows to print (0: all)."),
+    columns: str = typer.Option("", "--columns", help="Comma-separated columns to print (default: all)."),
     output: OutputOption = "table",
 ) -> None:
     """Print a CDC'd table's current state, its history, or its state as of a time.
 
-    Example: dotjoin cdc show cdc_source.users --as-of 2026-12-01T12:00:00Z
+    Long text is shortened in the table view (not with -o json).
+
+    Example: dotjoin cdc show cdc_source.users --as-of 2026-12-01T12:00:00Z --columns user_id,tier,email
     """
     from dotjoin.pipelines.cdc.tables import current_state, state_as_of
     from dotjoin.pipelines.cdc.tables import history as table_history
@@ -214,7 +217,16 @@ def show(
         else:
             rows = (table_history if history else current_state)(lake, table)
     shown = rows.slice(0, limit) if limit else rows
-    emit_rows(shown.to_pylist(), output=output, title=f"{table}: {rows.num_rows:,} rows")
+    if columns:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in shown.column_names]
+        if unknown:
+            raise typer.BadParameter(f"no column {', '.join(unknown)} in {table}", param_hint="--columns")
+        shown = shown.select(wanted)
+    records = shown.to_pylist()
+    if output == "table":
+        records = [{k: _short(v) for k, v in r.items()} for r in records]
+    emit_rows(records, output=output, title=f"{table}: {rows.num_rows:,} rows")
 
 
 @app.command()
@@ -229,6 +241,7 @@ def verify(
 
     Exit 1 on any mismatch. Example: dotjoin --profile stack cdc verify --journal workload.jsonl
     """
+    from dotjoin.exceptions import NotFoundError
     from dotjoin.pipelines.cdc.tables import cdc_tables
     from dotjoin.pipelines.cdc.verify import verify as run_verify
     from dotjoin.platform.lake import open_lake
@@ -236,6 +249,10 @@ def verify(
     settings = _settings()
     with open_lake(settings) as lake:
         names = tables or [t.source for t in cdc_tables(lake)]
+        if not names:
+            raise NotFoundError(
+                "no CDC'd tables in the lake yet: run `dotjoin cdc apply` (or `cdc replay`) first"
+            )
         verdicts = [v.as_dict() for v in run_verify(settings, lake, names, journal)]
     rows = [{k: v[k] for k in ("table", "source_rows", "lake_rows", "missing", "extra", "different",
                                "history_checked", "mismatches")} for v in verdicts]  # fmt: skip
@@ -281,6 +298,10 @@ def workload(
     title = (f"{done['transactions']:,} transactions, {done['changes']:,} changes in {done['seconds']} s "
              f"({done['transactions_per_s']}/s)")  # fmt: skip
     emit_rows(rows, output=output, title=title, json_data=done)
+
+
+def _short(value: Any, width: int = 24) -> Any:
+    return value[: width - 1] + "…" if isinstance(value, str) and len(value) > width else value
 
 
 def _instant(text: str) -> Any:
