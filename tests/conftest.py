@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -85,6 +86,14 @@ def kafka(stack_settings: Settings) -> Settings:
 def connect_worker(postgres: Settings, kafka: Settings) -> Settings:
     """Kafka Connect (with Debezium), PostgreSQL and Kafka all up."""
     require_service("Kafka Connect", "127.0.0.1", postgres.services.connect_port)
+    return postgres
+
+
+@pytest.fixture
+def objectstore(postgres: Settings) -> Settings:
+    """The object store (S3Proxy, its lake bucket made by `services up`) and PostgreSQL (the catalog)."""
+    endpoint = urlsplit(postgres.objectstore.endpoint)
+    require_service("the object store", endpoint.hostname or "127.0.0.1", endpoint.port or 9000)
     return postgres
 
 

@@ -71,9 +71,29 @@ class WarehouseSettings(PostgresConnection):
 
 
 class LakeSettings(_Section):
+    """Iceberg tables under ``root``; the zones' plain files (landing files, DuckDB files) under ``files``.
+
+    The stack's root is a bucket of the object store (``[objectstore]``), so PyIceberg, Spark, DuckDB and
+    Trino share the tables; ``files`` stays a local directory (a DuckDB database is a local file).
+    """
+
     root: str = "lake"  # relative to state_dir, or an absolute path, or s3://bucket/prefix
+    files: str = ""  # plain files of the zones, relative to state_dir; empty: under a local root, else "lake"
     catalog: Literal["sqlite", "postgres"] = "sqlite"
     catalog_name: str = "dotjoin"
+
+
+class ObjectStoreSettings(_Section):
+    """The S3-compatible object store behind an ``s3://`` lake root (the stack: S3Proxy on loopback).
+
+    ``secret_key`` is generated into ``.dotjoin/secrets.toml`` by ``dotjoin services up``.
+    """
+
+    endpoint: str = "http://127.0.0.1:9000"  # empty: AWS's own endpoints
+    region: str = "us-east-1"
+    access_key: str = "dotjoin"
+    secret_key: SecretStr | None = None
+    path_style: bool = True  # bucket in the path, not the host name (S3Proxy, MinIO)
 
 
 class BusSettings(_Section):
@@ -90,11 +110,15 @@ class RedisSettings(_Section):
 
 class ServicesSettings(_Section):
     dir: str = "services"  # data, logs and pid files of `make services`, relative to state_dir
-    enabled: tuple[str, ...] = ("postgres", "redis", "kafka", "connect", "airflow")
+    enabled: tuple[str, ...] = ("postgres", "objectstore", "redis", "kafka", "connect", "airflow")
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
     connect_port: int = 8083  # Kafka Connect's REST API (one distributed worker, Debezium's plugin)
     connect_heap: str = "384m"
+    objectstore_heap: str = "256m"
+    trino_port: int = 8090  # Trino's HTTP API (coordinator and worker in one process)
+    trino_heap: str = "1G"
+    trino_java_home: str = "/usr/lib/jvm/temurin-25-jdk-amd64"  # Trino 476 needs Java 22+
     # Apache Airflow 3 (api-server + scheduler + dag-processor, LocalExecutor), from .venv-airflow
     airflow_port: int = 8280  # api-server: UI, REST API and the tasks' execution API
     airflow_venv: str = ".venv-airflow"  # relative to the repository
@@ -173,6 +197,7 @@ class Settings(_Section):
     state_dir: Path = Path(".dotjoin")
     warehouse: WarehouseSettings = WarehouseSettings()
     lake: LakeSettings = LakeSettings()
+    objectstore: ObjectStoreSettings = ObjectStoreSettings()
     bus: BusSettings = BusSettings()
     redis: RedisSettings = RedisSettings()
     services: ServicesSettings = ServicesSettings()
@@ -201,7 +226,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "local": {},
     "stack": {
         "warehouse": {"type": "postgres"},
-        "lake": {"catalog": "postgres"},
+        "lake": {"catalog": "postgres", "root": "s3://dotjoin/lake"},
         "bus": {"type": "kafka"},
     },
 }

@@ -72,18 +72,19 @@ class FakeService(Service):
         return "1.0"
 
 
+ALL = ("postgres", "objectstore", "redis", "kafka", "connect", "airflow")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(profile="stack", cwd=tmp_path, env={})
 
 
 def test_registry_names_match_classes_and_default_order(settings: Settings) -> None:
-    assert {name: cls.name for name, cls in SERVICES.items()} == {
-        n: n for n in ("postgres", "redis", "kafka", "connect", "airflow")
-    }
-    assert [s.name for s in select_services(settings)] == ["postgres", "redis", "kafka", "connect", "airflow"]
+    assert {name: cls.name for name, cls in SERVICES.items()} == {n: n for n in ALL}
+    assert [s.name for s in select_services(settings)] == list(ALL)
     assert [s.name for s in select_services(settings, ["kafka", "redis"])] == ["redis", "kafka"]
-    known = "known: postgres, redis, kafka, connect, airflow"
+    known = "known: " + ", ".join(ALL)
     with pytest.raises(ServiceError, match=rf"unknown service 'nope'.*{known}"):
         select_services(settings, ["nope"])
 
@@ -255,17 +256,15 @@ def test_cli_status_json_reports_down_services(tmp_path: Path) -> None:
     env.update({"DOTJOIN__WAREHOUSE__PORT": str(free_port()), "DOTJOIN__REDIS__PORT": str(free_port()),
                 "DOTJOIN__BUS__BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
                 "DOTJOIN__SERVICES__AIRFLOW_PORT": str(free_port()),
-                "DOTJOIN__SERVICES__CONNECT_PORT": str(free_port())})  # fmt: skip
+                "DOTJOIN__SERVICES__CONNECT_PORT": str(free_port()),
+                "DOTJOIN__OBJECTSTORE__ENDPOINT": f"http://127.0.0.1:{free_port()}"})  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "dotjoin.cli.main", "services", "status", "--output", "json"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [(r["service"], r["state"], r["pid"]) for r in rows] == [
-        ("postgres", "down", None), ("redis", "down", None), ("kafka", "down", None),
-        ("connect", "down", None), ("airflow", "down", None),
-    ]  # fmt: skip
+    assert [(r["service"], r["state"], r["pid"]) for r in rows] == [(name, "down", None) for name in ALL]
     bad = subprocess.run(
         [sys.executable, "-m", "dotjoin.cli.main", "services", "up", "mongo"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,

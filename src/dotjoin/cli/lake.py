@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from dotjoin.platform.runs import RunReport
 
 from dotjoin.cli.output import OutputOption, check_format, console, emit_json, emit_report, emit_rows
+from dotjoin.exceptions import ConfigError
 
 app = typer.Typer(
     help="Inspect and maintain the lake's Iceberg tables: pruning, compaction, snapshots, cost.\n\n"
@@ -168,6 +169,8 @@ def cost(
 
     settings = _settings()
     with open_lake(settings) as lake:
+        if lake.root != lake.files:
+            raise ConfigError(f"lake cost measures a local lake's files; [lake] root is {lake.root}")
         root = Path(lake.root)
     builds = [r for r in RunStore(settings.runs_dir).list(pipeline=PIPELINE) if "dbt_build_s" in r.metrics]
     rows = estimate(root, builds[0] if builds else None, builds_per_month=builds_per_month)

@@ -16,6 +16,7 @@ from dotjoin.services.airflow import AirflowService
 from dotjoin.services.base import Service, ServiceError, ServiceStatus
 from dotjoin.services.connect import ConnectService
 from dotjoin.services.kafka import KafkaService
+from dotjoin.services.objectstore import ObjectStoreService
 from dotjoin.services.postgres import PostgresService
 from dotjoin.services.redis import RedisService
 
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 SERVICES: dict[str, type[Service]] = {
     "postgres": PostgresService,
+    "objectstore": ObjectStoreService,
     "redis": RedisService,
     "kafka": KafkaService,
     "connect": ConnectService,

@@ -57,13 +57,21 @@ def java(home: str | None = None) -> str:
     return require_binary("java", "apt-get install openjdk-17-jre-headless")
 
 
-def jvm(heap: str, *, classpath: str, log4j2: Path | None = None, java_home: str | None = None) -> list[str]:
-    """A JVM command line up to the main class: heap capped, G1 with short pauses, headless."""
+def jvm(
+    heap: str,
+    *,
+    classpath: str,
+    log4j2: Path | None = None,
+    java_home: str | None = None,
+    options: Sequence[str] = (),
+) -> list[str]:
+    """A JVM command line up to the main class: heap capped, G1 with short pauses, headless, then
+    ``options`` (``-D…`` and the like)."""
     command = [java(java_home), f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
     command.append("-Djava.awt.headless=true")
     if log4j2 is not None:
         command.append(f"-Dlog4j2.configurationFile={log4j2}")
-    return [*command, "-cp", classpath]
+    return [*command, *options, "-cp", classpath]
 
 
 def process_start_time(pid: int) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -57,3 +58,19 @@ def store_secret(state_dir: Path, section: str, key: str, value: str) -> Path:
     os.replace(tmp, path)
     logger.info("stored %s.%s in %s (mode 600)", section, key, path)
     return path
+
+
+def ensure_secret(state_dir: Path, section: str, key: str, current: str | None) -> str:
+    """``current`` if the settings have a value, else the one in the secrets file, else a new one stored
+    there — so services started in one ``up`` (and the ones after) agree on a generated credential."""
+    if current:
+        return current
+    path = state_dir / FILE_NAME
+    if path.is_file():
+        with path.open("rb") as fh:
+            stored = tomllib.load(fh).get(section, {}).get(key)
+        if stored:
+            return str(stored)
+    value = secrets.token_urlsafe(24)
+    store_secret(state_dir, section, key, value)
+    return value

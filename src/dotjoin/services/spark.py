@@ -25,8 +25,14 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 POM = REPO_ROOT / "services" / "spark" / "pom.xml"
 JARS = REPO_ROOT / "services" / ".build" / "spark" / "jars"
-#: The jars a Kafka stream needs; ensure_jars checks they arrived.
-REQUIRED = ("spark-sql-kafka-0-10_", "spark-token-provider-kafka-0-10_", "kafka-clients-", "commons-pool2-")
+#: The jars a Spark job needs (Kafka source, Iceberg S3FileIO); ensure_jars checks they arrived.
+REQUIRED = (
+    "spark-sql-kafka-0-10_",
+    "spark-token-provider-kafka-0-10_",
+    "kafka-clients-",
+    "commons-pool2-",
+    "iceberg-aws-bundle-",
+)
 
 
 def installed(jars: Path = JARS, pom: Path = POM) -> bool:

@@ -16,8 +16,9 @@ import pyarrow as pa
 import pytest
 
 from dotjoin.config import Settings, load_settings
-from dotjoin.exceptions import DataError, NotFoundError, ServiceUnavailableError, TerminalError
+from dotjoin.exceptions import ConfigError, DataError, NotFoundError, ServiceUnavailableError, TerminalError
 from dotjoin.platform.lake import Lake, PartitionField, open_lake
+from dotjoin.platform.lake.catalog import lake_files, lake_root
 from dotjoin.platform.lake.iceberg import IcebergLake
 
 DAY0 = datetime(2026, 1, 1)
@@ -287,15 +288,33 @@ def test_drop_table_purges_files(lake: Lake, local_settings: Settings) -> None:
     assert lake.scan("curated.gone").num_rows == 0
 
 
-def test_object_store_root_touches_no_local_disk(tmp_path: Path) -> None:
-    lake = IcebergLake(root="s3://bucket/lake/", catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}")
+def test_object_store_root_keeps_plain_files_local(tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    lake = IcebergLake(
+        root="s3://bucket/lake/", catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}", files=str(files)
+    )
     try:
         assert lake.root == "s3://bucket/lake"
-        assert lake.zone_path("raw") == "s3://bucket/lake/raw"
         assert lake.table_location("curated.orders") == "s3://bucket/lake/curated/orders"
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.db"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "catalog.db"
+        ]  # nothing until a zone is asked for
+        assert lake.zone_path("raw") == str(files / "raw") and (files / "raw").is_dir()
     finally:
         lake.close()
+
+
+def test_object_store_root_needs_a_files_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is an object store: name a local directory"):
+        IcebergLake(root="s3://bucket/lake", catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}")
+
+
+def test_stack_lake_is_the_object_store_with_local_files(tmp_path: Path) -> None:
+    settings = load_settings(profile="stack", cwd=tmp_path, env={})
+    assert settings.lake.root == "s3://dotjoin/lake"
+    assert lake_files(settings) == str((tmp_path / ".dotjoin" / "lake").absolute())
+    local = load_settings(profile="local", cwd=tmp_path, env={})
+    assert lake_files(local) == lake_root(local)
 
 
 def test_unreachable_postgres_catalog(tmp_path: Path) -> None:

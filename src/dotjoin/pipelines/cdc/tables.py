@@ -70,7 +70,7 @@ def cdc_table(lake: Lake, source: str) -> CdcTable:
 
 def duckdb_views(lake: Lake, con: Any = None) -> Any:
     """A DuckDB connection (iceberg extension loaded) with the ``cdc`` views over every change log."""
-    con = con or duckdb_connect()
+    con = con or duckdb_connect(store=lake.store)
     con.execute("CREATE SCHEMA IF NOT EXISTS cdc")
     for table in cdc_tables(lake):
         log = f"cdc.{quote(table.view + '_changes')}"

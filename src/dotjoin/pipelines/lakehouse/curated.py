@@ -141,6 +141,9 @@ def publish_sources(
     """
     work = settings.resolve("dbt") / target
     if target == "local":
+        if lake.store is not None:  # dbt-duckdb's connections would need the object store's secret
+            raise ConfigError(f"the local dbt target reads a local lake; [lake] root is {lake.root}: "
+                              "use the stack target (PostgreSQL)")  # fmt: skip
         database = duckdb_path(lake)
         metadata = {t: lake.metadata_location(f"staging.{t}") for t in tables}
         duckdb_views.create_iceberg_views(database, "lake_staging", metadata)

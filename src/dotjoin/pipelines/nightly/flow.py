@@ -39,15 +39,18 @@ Exports = Callable[[date, Path], None]
 
 
 def nightly_settings(settings: Settings) -> Settings:
-    """The settings with the nightly's own lakehouse: lake root ``<root>-nightly``, catalog ``nightly``.
+    """The settings with the nightly's own lakehouse: root and files ``<…>-nightly``, catalog ``nightly``.
 
     The nightly shop is one long history from ``START``; the sample lakehouse (``dotjoin lakehouse run``,
     reconciled against its generator's ground truth) is another. Separate namespaces keep their ids and
     marts from mixing; the warehouse (ingestion, quarantine, run history) is shared.
     """
+    from dotjoin.platform.lake.catalog import lake_files
+
     lake = settings.lake.model_copy(
-        update={"root": f"{settings.lake.root.rstrip('/')}-nightly", "catalog_name": "nightly"}
-    )
+        update={"root": f"{settings.lake.root.rstrip('/')}-nightly",
+                "files": f"{lake_files(settings)}-nightly", "catalog_name": "nightly"}
+    )  # fmt: skip
     return settings.model_copy(update={"lake": lake})
 
 

@@ -21,7 +21,7 @@ On the driver, each micro-batch's rows go to :class:`AlertSink` (``foreachBatch`
 upserted into ``payment_alerts`` by ``event_id`` — a batch replayed after a crash rewrites the same
 rows, so a restart from the Spark checkpoint ends with a clean run's table; the same alerts are merged
 into the lake's Iceberg table (``MERGE INTO dotjoin.curated.payment_alerts`` through Spark's Iceberg
-catalog on the catalog rows PyIceberg writes, :func:`dotjoin.platform.lake.iceberg.spark_catalog_conf`)
+catalog on the catalog rows PyIceberg writes, :func:`dotjoin.platform.lake.catalog.spark_catalog_conf`)
 — and late / dead rows are
 sent to ``<topic>.late`` / ``<topic>.dlq`` exactly as the runner sends them (at least once), alerts to
 the ``alerts`` topic. Same messages, same alerts as the runner and as :func:`.offline.replay`,
@@ -318,7 +318,7 @@ def card_function(
 def spark_options(settings: Settings, **overrides: Any) -> SparkOptions:
     """Local Spark with the connector jars (fetched with Maven on first use: services/spark/pom.xml) and
     the lake's Iceberg catalog of ``settings`` (the one PyIceberg writes) as catalog ``<catalog_name>``."""
-    from dotjoin.platform.lake.iceberg import spark_catalog_conf
+    from dotjoin.platform.lake.catalog import spark_catalog_conf
     from dotjoin.services.spark import ensure_jars
 
     conf = {**spark_catalog_conf(settings), **overrides.pop("conf", {})}

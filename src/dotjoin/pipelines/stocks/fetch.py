@@ -70,11 +70,9 @@ def symbols(cfg: IngestSettings) -> list[str]:
 
 
 def raw_dir(settings: Settings, day: date) -> Path:
-    """``<lake>/raw/stocks/trade_date=YYYY-MM-DD`` (a local lake root: raw files are plain files)."""
+    """``<lake files>/raw/stocks/trade_date=YYYY-MM-DD`` (raw files are plain local files)."""
     with open_lake(settings) as lake:
         zone = lake.zone_path("raw")
-    if "://" in zone:
-        raise ConfigError(f"the stocks flow lands raw files on a local lake root; [lake] root is {zone}")
     return Path(zone) / RAW_SOURCE / f"trade_date={day.isoformat()}"
 
 

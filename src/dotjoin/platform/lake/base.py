@@ -12,9 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Literal, Self, get_args
+from typing import TYPE_CHECKING, Literal, Self, get_args
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from dotjoin.platform.objectstore import ObjectStore
 
 Zone = Literal["raw", "staging", "curated"]
 ZONES: tuple[str, ...] = get_args(Zone)
@@ -52,11 +55,13 @@ class ScanPlan:
 
 
 class Lake(ABC):
-    root: str
+    root: str  # where the Iceberg tables live: a local directory or s3://bucket/prefix
+    files: str  # the local directory of the zones' plain files
+    store: ObjectStore | None = None  # the object store of an s3:// root
 
     @abstractmethod
     def zone_path(self, zone: Zone) -> str:
-        """Where plain files of ``zone`` live (a local path or an s3:// URI)."""
+        """Where plain files of ``zone`` live (a local directory, created on demand)."""
 
     @abstractmethod
     def create_table(

@@ -5,6 +5,8 @@
 :func:`create_iceberg_views` publishes lake tables to a DuckDB database as views over
 ``iceberg_scan('<metadata.json>')`` — the way dbt (dbt-duckdb) reads the staging zone as sources.
 A view is pinned to the metadata file it names, i.e. to one snapshot: re-create the views after a load.
+An ``s3://`` lake (the stack's object store) also needs ``httpfs`` (its wheel too) and a temporary
+secret per connection: :func:`connect` with the lake's ``store``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
 from dotjoin.exceptions import DataError, TerminalError
+
+if TYPE_CHECKING:
+    from dotjoin.platform.objectstore import ObjectStore
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +33,14 @@ EXTENSIONS = ("avro", "iceberg")  # iceberg needs avro (manifests are Avro files
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def extension_paths() -> list[str]:
-    """Absolute paths of the avro and iceberg extension binaries of the installed duckdb version.
+def extension_paths(names: tuple[str, ...] = EXTENSIONS) -> list[str]:
+    """Absolute paths of the extension binaries (avro and iceberg by default) of the installed duckdb.
 
     Raises:
         TerminalError: a ``duckdb-extension-<name>`` wheel for this duckdb version is not installed.
     """
     paths = []
-    for name in EXTENSIONS:
+    for name in names:
         wheel = f"duckdb-extension-{name}=={duckdb.__version__}"
         spec = importlib.util.find_spec(f"duckdb_extension_{name}")
         if spec is None or not spec.submodule_search_locations:
@@ -56,11 +62,15 @@ def load_sql() -> list[str]:
     return [f"LOAD '{path}'" for path in extension_paths()]
 
 
-def connect(database: str | Path = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the iceberg extension loaded (offline)."""
+def connect(database: str | Path = ":memory:", store: ObjectStore | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the iceberg extension loaded (offline); with ``store``, also httpfs and
+    the object store's credentials as a temporary secret (this connection only)."""
     con = duckdb.connect(str(database))
     for statement in load_sql():
         con.execute(statement)
+    if store is not None:
+        con.execute(f"LOAD '{extension_paths(('httpfs',))[0]}'")
+        con.execute(store.duckdb_secret_sql())
     return con
 
 

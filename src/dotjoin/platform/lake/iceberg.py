@@ -13,9 +13,10 @@ One class, :class:`IcebergLake`, parameterised by the catalog's SQLAlchemy URI:
   engine sees the same tables. Rows are keyed by ``catalog_name``: the other engines must use the same name
   (``settings.lake.catalog_name``, default ``dotjoin``).
 
-Layout under the root (a local directory or ``s3://bucket/prefix``)::
+Layout under the root (a local directory or ``s3://bucket/prefix`` of the object store, see
+:mod:`dotjoin.platform.objectstore`)::
 
-    <root>/<zone>/                 plain files of the zone (zone_path)
+    <files>/<zone>/                plain files of the zone (zone_path; ``files`` is the root when local)
     <root>/<zone>/<table>/         one Iceberg table: data/ (Hive-style partitions, e.g. ts_day=2026-01-03)
                                    and metadata/
     <root>/catalog.db              the SQLite catalog (local profile, local root)
@@ -26,7 +27,6 @@ Iceberg namespaces are the zones ``raw``, ``staging``, ``curated``; they are cre
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import re
@@ -56,7 +56,6 @@ from dotjoin.exceptions import (
     ConfigError,
     DataError,
     DotjoinError,
-    MissingDependencyError,
     NotFoundError,
     ServiceUnavailableError,
     TerminalError,
@@ -64,6 +63,8 @@ from dotjoin.exceptions import (
 )
 from dotjoin.platform.lake.base import ZONES, ExpireResult, Lake, PartitionField, ScanPlan, SnapshotInfo, Zone
 from dotjoin.platform.lake.base import Transform as TransformName
+from dotjoin.platform.lake.catalog import catalog_uri, is_remote, lake_files, lake_root
+from dotjoin.platform.objectstore import ObjectStore, use_checksum_env
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -80,66 +81,7 @@ _TRANSFORMS: dict[str, transforms.Transform[Any, Any]] = {
     "hour": transforms.HourTransform(),
 }
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _LOGIN_FAILURES = ("authentication failed", "no password supplied", "does not exist")  # role or database
-
-
-def is_remote(root: str) -> bool:
-    """Whether ``root`` is an object-store URI (``s3://…``) rather than a local directory.
-
-    >>> is_remote("s3://bucket/lake"), is_remote("/data/lake"), is_remote("file:///data/lake")
-    (True, False, False)
-    """
-    return bool(_URI.match(root)) and not root.startswith("file://")
-
-
-def lake_root(settings: Settings) -> str:
-    """The lake root of ``settings``: an object-store URI as given, or an absolute local path (a relative
-    root is resolved against ``state_dir``)."""
-    root = settings.lake.root
-    return root if is_remote(root) else str(settings.resolve(root.removeprefix("file://")).absolute())
-
-
-def catalog_uri(settings: Settings) -> str:
-    """The SQLAlchemy URI of the Iceberg catalog for ``settings`` (it may hold a password: never log it)."""
-    if settings.lake.catalog == "postgres":
-        if importlib.util.find_spec("psycopg2") is None:
-            raise MissingDependencyError("psycopg2", "postgres")
-        return settings.postgres.sqlalchemy_url() + "?connect_timeout=10"
-    root = lake_root(settings)
-    db = settings.resolve("lake_catalog.db").absolute() if is_remote(root) else Path(root) / "catalog.db"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{db}"
-
-
-def spark_catalog_conf(settings: Settings) -> dict[str, str]:
-    """Spark conf for the lake's catalog as Spark catalog ``<catalog_name>`` (Iceberg's ``JdbcCatalog``
-    on the rows PyIceberg writes: same catalog name, schema V1), with Iceberg's SQL extensions (MERGE).
-
-    It holds the PostgreSQL password (stack): pass it to Spark, never log it. The JDBC drivers come with
-    the Spark jars (``services/spark/pom.xml``).
-    """
-    name = settings.lake.catalog_name
-    prefix = f"spark.sql.catalog.{name}"
-    root = lake_root(settings)
-    warehouse = root if is_remote(root) else Path(root).as_uri()
-    conf = {
-        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
-        prefix: "org.apache.iceberg.spark.SparkCatalog",
-        f"{prefix}.type": "jdbc",
-        f"{prefix}.warehouse": warehouse,
-        f"{prefix}.jdbc.schema-version": "V1",
-    }
-    if settings.lake.catalog == "postgres":
-        pg = settings.postgres
-        conf[f"{prefix}.uri"] = f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.dbname}"
-        conf[f"{prefix}.jdbc.user"] = pg.user
-        if pg.password is not None:
-            conf[f"{prefix}.jdbc.password"] = pg.password.get_secret_value()
-    else:
-        path = catalog_uri(settings).removeprefix("sqlite:///")  # an absolute path
-        conf[f"{prefix}.uri"] = f"jdbc:sqlite:{path}"
-    return conf
 
 
 class IcebergLake(Lake):
@@ -150,6 +92,8 @@ class IcebergLake(Lake):
         catalog_uri: SQLAlchemy URI of the catalog database (SQLite file or PostgreSQL).
         catalog_name: the ``catalog_name`` of the catalog rows; other engines must use the same.
         service_address: ``host:port`` of the catalog server, named in errors when it is unreachable.
+        files: the local directory of the zones' plain files (default: a local root itself).
+        store: the object store of an ``s3://`` root (endpoint and credentials, never logged).
 
     Example::
 
@@ -164,6 +108,8 @@ class IcebergLake(Lake):
         catalog_uri: str,
         catalog_name: str = "dotjoin",
         service_address: str | None = None,
+        files: str | None = None,
+        store: ObjectStore | None = None,
     ) -> None:
         self._remote = is_remote(root)
         if self._remote:
@@ -174,11 +120,20 @@ class IcebergLake(Lake):
             local.mkdir(parents=True, exist_ok=True)
             self.root = str(local)
             self._root_uri = local.as_uri()
+        if files is None and self._remote:
+            raise ConfigError(
+                f"lake root {root} is an object store: name a local directory for its plain files"
+            )
+        self.files = str(Path(files).absolute()) if files is not None else self.root
         self.catalog_name = catalog_name
         self._is_postgres = catalog_uri.startswith("postgresql")
         self._address = service_address or _address_of(catalog_uri)
         self._namespaces: set[str] = set()
+        self.store = store
         props = {"uri": catalog_uri, "warehouse": self._root_uri}
+        if store is not None:
+            use_checksum_env()
+            props.update(store.pyiceberg_properties())
         if self._is_postgres:
             props["pool_pre_ping"] = "true"
         self._catalog = self._open_catalog(catalog_name, props)
@@ -194,6 +149,8 @@ class IcebergLake(Lake):
             catalog_uri=catalog_uri(settings),
             catalog_name=settings.lake.catalog_name,
             service_address=address,
+            files=lake_files(settings),
+            store=ObjectStore.from_settings(settings) if is_remote(root) else None,
         )
 
     def _open_catalog(self, name: str, props: dict[str, str]) -> SqlCatalog:
@@ -242,6 +199,11 @@ class IcebergLake(Lake):
         except FileNotFoundError as exc:
             raise NotFoundError(f"cannot {action} {name}: file missing: {exc}") from exc
         except OSError as exc:
+            if self.store is not None and "ACCESS_DENIED" in str(exc):  # pyarrow's S3 error code
+                raise ConfigError(
+                    f"cannot {action} {name}: the object store at {self.store.endpoint or 'AWS'} rejected "
+                    "the lake's credentials ([objectstore] access_key and secret_key)"
+                ) from exc
             raise TransientError(f"cannot {action} {name}: storage error: {exc}") from exc
 
     # -- names, zones, locations -------------------------------------------------------------------
@@ -257,11 +219,9 @@ class IcebergLake(Lake):
         return zone, table
 
     def zone_path(self, zone: Zone) -> str:
-        """Where plain files of ``zone`` live: ``<root>/<zone>``; a local directory is created on demand."""
+        """Where plain files of ``zone`` live: ``<files>/<zone>``, a local directory created on demand."""
         _check_zone(zone)
-        if self._remote:
-            return f"{self.root}/{zone}"
-        path = Path(self.root) / zone
+        path = Path(self.files) / zone
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
 
