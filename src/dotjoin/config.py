@@ -110,7 +110,7 @@ class RedisSettings(_Section):
 
 class ServicesSettings(_Section):
     dir: str = "services"  # data, logs and pid files of `make services`, relative to state_dir
-    enabled: tuple[str, ...] = ("postgres", "objectstore", "redis", "kafka", "connect", "airflow")
+    enabled: tuple[str, ...] = ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "airflow")
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
     connect_port: int = 8083  # Kafka Connect's REST API (one distributed worker, Debezium's plugin)

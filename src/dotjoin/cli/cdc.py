@@ -230,6 +230,54 @@ def show(
 
 
 @app.command()
+def query(
+    name: str = typer.Argument("", help="The history query (see --list), e.g. changes_per_day."),
+    param: list[str] = typer.Option(
+        [], "--param", "-P", help="name=value of a query parameter (repeatable)."
+    ),
+    engine: str = typer.Option(
+        "duckdb", "--engine", "-e", help="duckdb (in process) or trino (the stack's)."
+    ),
+    schema: str = typer.Option("", "--schema", help="The source schema (default: [cdc] source_schema)."),
+    list_queries: bool = typer.Option(False, "--list", help="List the queries and their parameters."),
+    output: OutputOption = "table",
+) -> None:
+    """Run a CDC history query (SQL in pipelines/cdc/sql) on DuckDB or Trino: same SQL, same answer.
+
+    Example: dotjoin cdc query user_as_of -P user_id=7 -P as_of=2026-12-01T12:00:00Z
+
+    Example: dotjoin cdc replay recording.jsonl.gz && dotjoin cdc query changes_per_day --schema cdc_demo
+
+    Example: dotjoin --profile stack cdc query current_inventory --engine trino
+    """
+    from dotjoin.pipelines.cdc import history_queries
+    from dotjoin.platform.lake import open_lake
+
+    if list_queries or not name:
+        rows = [{"query": n, "parameters": ", ".join(f"{k} ({t})" for k, t in
+                 history_queries.parameters(history_queries.text(n)).items()) or "-"}
+                for n in history_queries.names()]  # fmt: skip
+        emit_rows(rows, output=output, title="CDC history queries")
+        return
+    if engine not in ("duckdb", "trino"):
+        raise typer.BadParameter(f"must be duckdb or trino, not {engine!r}", param_hint="--engine")
+    values = {}
+    for item in param:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise typer.BadParameter(f"{item!r} is not name=value", param_hint="--param")
+        values[key.strip()] = value
+    settings = _settings()
+    if schema:
+        settings = settings.model_copy(
+            update={"cdc": settings.cdc.model_copy(update={"source_schema": schema})}
+        )
+    with open_lake(settings) as lake:
+        rows = history_queries.run(lake, settings, name, values, engine=engine)  # type: ignore[arg-type]
+    emit_rows(rows.to_pylist(), output=output, title=f"{name} ({engine}): {rows.num_rows:,} rows")
+
+
+@app.command()
 def verify(
     tables: list[str] = typer.Argument(None, help="Source tables (default: every CDC'd table in the lake)."),
     journal: Path | None = typer.Option(

@@ -20,25 +20,39 @@ from dotjoin.platform.runs import RunReport
 
 
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run; use $1, $2 for --param values.")],
+    query: Annotated[str, typer.Argument(help="SQL to run; $1, $2 (warehouse) or ? (trino) for --param.")],
     param: Annotated[
         list[str] | None, typer.Option("--param", "-P", help="A query parameter (repeatable, in order).")
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", "-e", help="warehouse (the profile's) or trino (the stack's lake).")
+    ] = "warehouse",
     limit: Annotated[int, typer.Option("--limit", help="Rows shown in table output.")] = 100,
     output: QueryOutputOption = "table",
 ) -> None:
-    """Run a query on the profile's warehouse (DuckDB locally, PostgreSQL in the stack).
+    """Run a query on the profile's warehouse (DuckDB locally, PostgreSQL in the stack), or on Trino over
+    the lake's Iceberg tables (--engine trino: catalog dotjoin, schemas raw, staging, curated).
 
     --output csv writes RFC 4180 CSV with a header line (every row; NULL is an empty field).
 
     Example: dotjoin sql "SELECT pipeline, status FROM dotjoin_runs WHERE pipeline = $1" -P selfcheck -o json
+
+    Example: dotjoin sql -e trino "SELECT count(*) FROM raw.cdc_source__users_changes"
     """
     from dotjoin.cli.main import STATE
-    from dotjoin.platform.warehouse import open_warehouse
 
     fmt = check_format(output, ("table", "json", "csv"))
-    with open_warehouse(STATE.settings) as wh:
-        result = wh.query(query, list(param or []))
+    if engine not in ("warehouse", "trino"):
+        raise typer.BadParameter(f"--engine must be warehouse or trino, not {engine!r}")
+    if engine == "trino":
+        from dotjoin.platform import trino
+
+        result = trino.query(STATE.settings, query, list(param or []))
+    else:
+        from dotjoin.platform.warehouse import open_warehouse
+
+        with open_warehouse(STATE.settings) as wh:
+            result = wh.query(query, list(param or []))
     rows = result.to_pylist()
     if fmt == "json":
         emit_json(rows)

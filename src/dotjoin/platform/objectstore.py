@@ -6,9 +6,10 @@ native S3 file system — so the four engines read and write the same tables, an
 one place (``.dotjoin/secrets.toml``; never in a committed file, never in a log).
 
 Why the checksum variables: the AWS SDKs (2025+) send a CRC/``x-amz-content-sha256`` on every upload
-by default, which S3-compatible servers such as S3Proxy 2.6 do not verify the same way (uploads fail
-with ``XAmzContentSHA256Mismatch``); ``when_required`` is the SDKs' own switch back to the classic
-behaviour, read from the environment when the SDK starts.
+by default, which S3-compatible servers such as S3Proxy 2.6 do not implement (measured: PyIceberg's
+uploads fail with ``XAmzContentSHA256Mismatch``, Iceberg's Java ``S3FileIO`` with HTTP 501 "A header you
+provided implies functionality that is not implemented"); ``when_required`` is the SDKs' own switch back
+to the classic behaviour, read from the environment when the SDK starts (a JVM inherits it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
     from dotjoin.config import Settings
 
+#: Where Trino's catalog file finds the secret (``${ENV:…}``): the Trino service sets it.
+SECRET_ENV = "DOTJOIN_OBJECTSTORE_SECRET_KEY"  # noqa: S105 - a variable name, not a secret
 CHECKSUM_ENV = {
     "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
     "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
@@ -123,13 +126,13 @@ class ObjectStore:
         return conf
 
     def trino_properties(self) -> dict[str, str]:
-        """Trino's native S3 file system, for a catalog file (the secret as ``${ENV:…}``, see trino.py)."""
+        """Trino's native S3 file system, for a catalog file (the secret as ``${ENV:SECRET_ENV}``)."""
         props = {
             "fs.native-s3.enabled": "true",
             "s3.region": self.region,
             "s3.path-style-access": str(self.path_style).lower(),
             "s3.aws-access-key": self.access_key,
-            "s3.aws-secret-key": "${ENV:DOTJOIN_OBJECTSTORE_SECRET_KEY}",
+            "s3.aws-secret-key": f"${{ENV:{SECRET_ENV}}}",
         }
         if self.endpoint:
             props["s3.endpoint"] = self.endpoint

@@ -34,6 +34,7 @@ from typing import IO, Any, Literal
 import pyarrow as pa
 
 from dotjoin.exceptions import MissingDependencyError, TerminalError
+from dotjoin.platform.objectstore import use_checksum_env
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class SparkEngine:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only, like every service here
+        use_checksum_env()  # the JVM inherits it: Iceberg's S3FileIO (AWS SDK v2) on an S3-compatible store
         logging.getLogger("py4j").setLevel(logging.WARNING)  # one INFO line per gateway call otherwise
         self._scratch = scratch = Path(tempfile.mkdtemp(prefix="dotjoin-spark-"))  # removed by stop()
         log_config = scratch / "log4j2.properties"

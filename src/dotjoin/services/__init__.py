@@ -19,6 +19,7 @@ from dotjoin.services.kafka import KafkaService
 from dotjoin.services.objectstore import ObjectStoreService
 from dotjoin.services.postgres import PostgresService
 from dotjoin.services.redis import RedisService
+from dotjoin.services.trino import TrinoService
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ SERVICES: dict[str, type[Service]] = {
     "redis": RedisService,
     "kafka": KafkaService,
     "connect": ConnectService,
+    "trino": TrinoService,
     "airflow": AirflowService,
 }
 

@@ -1,8 +1,9 @@
 """Jars from Maven Central: a pom under ``services/`` lists them, Maven copies them into ``services/.build``.
 
 One way for every JVM piece of the stack (Kafka, Kafka Connect and its Debezium plugin, Spark's
-connectors): ``mvn dependency:copy-dependencies`` of the pom into a staging directory, checked for the
-jars that must be there, then renamed into place with a stamp file holding the pom's hash — so a
+connectors, S3Proxy, Trino's server tarball): ``mvn dependency:copy-dependencies`` of the pom into a
+staging directory, checked for the files that must be there (a tarball unpacked whole, with ``tar``:
+Trino's plugins are hard links), then renamed into place with a stamp file holding the pom's hash — so a
 changed pom (a new version) fetches again and an unchanged one costs a file read. Maven's own cache
 (``~/.m2``) makes a re-fetch of known versions a matter of seconds.
 """
@@ -43,16 +44,23 @@ def require_maven(target: Path, pom: Path) -> None:
 
 
 def copy_dependencies(
-    pom: Path, target: Path, *, required: Sequence[str], what: str, exclude: Sequence[str] = ()
+    pom: Path,
+    target: Path,
+    *,
+    required: Sequence[str],
+    what: str,
+    exclude: Sequence[str] = (),
+    unpack: bool = False,
 ) -> list[Path]:
     """The runtime jars of ``pom`` in ``target``, fetched unless already there (idempotent).
 
     Args:
         pom: the dependency list.
         target: where the jars go (replaced as a whole).
-        required: name prefixes of jars that must arrive (a resolution that drops one is an error).
+        required: name prefixes of files that must arrive (a resolution that drops one is an error).
         what: for messages ("the Kafka jars").
         exclude: artifact ids to leave out (jars the runtime must not get twice).
+        unpack: extract each ``*.tar.gz`` into ``target`` (its top directory stripped), then delete it.
 
     Raises:
         ServiceError: Maven is missing, or could not resolve the pom (its last lines quoted).
@@ -69,12 +77,20 @@ def copy_dependencies(
     if exclude:
         command.append(f"-DexcludeArtifactIds={','.join(exclude)}")
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
-    names = [p.name for p in staging.glob("*.jar")]
+    names = [p.name for p in staging.glob("*")]
     missing = [r for r in required if not any(n.startswith(r) for n in names)]
     if result.returncode != 0 or missing:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-10:]) or f"missing: {missing}"
         shutil.rmtree(staging, ignore_errors=True)
         raise ServiceError(f"Maven could not fetch {what} ({' '.join(command[:6])} ...):\n{tail}")
+    for archive in staging.glob("*.tar.gz") if unpack else ():
+        extract = [process.require_binary("tar", "apt-get install tar"), "-xzf", str(archive),
+                   "--strip-components=1", "-C", str(staging)]  # fmt: skip
+        done = subprocess.run(extract, capture_output=True, text=True, check=False, timeout=900)
+        if done.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ServiceError(f"cannot unpack {archive.name} for {what}: {done.stderr.strip()[-500:]}")
+        archive.unlink()
     (staging / STAMP).write_text(pom_hash(pom) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -121,12 +121,10 @@ class ObjectStoreService(Service):
         """Create the lake's bucket (idempotent) with the generated credentials: the bucket of an
         ``s3://`` ``[lake] root``, else the stack profile's (services serve the stack whatever profile
         started them)."""
-        from dotjoin.config import PROFILE_DEFAULTS
-        from dotjoin.platform.lake.catalog import is_remote
+        from dotjoin.platform.lake.catalog import stack_lake_root
         from dotjoin.platform.objectstore import ObjectStore, bucket_of
 
-        root = self.settings.lake.root
-        bucket = bucket_of(root if is_remote(root) else PROFILE_DEFAULTS["stack"]["lake"]["root"])
+        bucket = bucket_of(stack_lake_root(self.settings))
         store = dataclasses.replace(ObjectStore.from_settings(self.settings), secret_key=self.secret_key())
         try:
             store.pyarrow_filesystem().create_dir(bucket)

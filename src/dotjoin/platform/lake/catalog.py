@@ -1,6 +1,6 @@
 """Where the lake is, as each engine is told: its root, its local files, its catalog (PyIceberg's
-SQLAlchemy URI, Spark's Iceberg ``JdbcCatalog`` conf) — all from ``[lake]``, ``[warehouse]`` and
-``[objectstore]`` of the settings.
+SQLAlchemy URI, Spark's Iceberg ``JdbcCatalog`` conf, Trino's Iceberg catalog file) — all from ``[lake]``,
+``[warehouse]`` and ``[objectstore]`` of the settings.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dotjoin.platform.objectstore import ObjectStore
 if TYPE_CHECKING:
     from dotjoin.config import Settings
 
+#: Where Trino's catalog files find the PostgreSQL password (``${ENV:…}``): the Trino service sets it.
+PASSWORD_ENV = "DOTJOIN_WAREHOUSE_PASSWORD"  # noqa: S105 - a variable name, not a password
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -84,3 +86,30 @@ def spark_catalog_conf(settings: Settings) -> dict[str, str]:
         path = catalog_uri(settings).removeprefix("sqlite:///")  # an absolute path
         conf[f"{prefix}.uri"] = f"jdbc:sqlite:{path}"
     return conf
+
+
+def stack_lake_root(settings: Settings) -> str:
+    """The object-store root the stack's services serve: ``[lake] root`` when it is one, else the stack
+    profile's (``services up`` may run under the local profile; the services are the stack's)."""
+    from dotjoin.config import PROFILE_DEFAULTS
+
+    root = settings.lake.root
+    return root if is_remote(root) else str(PROFILE_DEFAULTS["stack"]["lake"]["root"])
+
+
+def trino_iceberg_catalog(settings: Settings) -> dict[str, str]:
+    """Trino's Iceberg catalog file on the stack's lake: the JDBC catalog in PostgreSQL (the rows PyIceberg
+    and Spark write: same ``catalog_name``, schema V1) and the object store (secrets as ``${ENV:…}``)."""
+    pg = settings.postgres
+    return {
+        "connector.name": "iceberg",
+        "iceberg.catalog.type": "jdbc",
+        "iceberg.jdbc-catalog.driver-class": "org.postgresql.Driver",
+        "iceberg.jdbc-catalog.connection-url": f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.dbname}",
+        "iceberg.jdbc-catalog.connection-user": pg.user,
+        "iceberg.jdbc-catalog.connection-password": f"${{ENV:{PASSWORD_ENV}}}",
+        "iceberg.jdbc-catalog.catalog-name": settings.lake.catalog_name,
+        "iceberg.jdbc-catalog.default-warehouse-dir": stack_lake_root(settings),
+        "iceberg.jdbc-catalog.schema-version": "V1",
+        **ObjectStore.from_settings(settings).trino_properties(),
+    }
