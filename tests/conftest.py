@@ -98,6 +98,13 @@ def objectstore(postgres: Settings) -> Settings:
 
 
 @pytest.fixture
+def trino_service(objectstore: Settings) -> Settings:
+    """Trino (its Iceberg catalog on the lake's PostgreSQL catalog and object store), with both up."""
+    require_service("Trino", "127.0.0.1", objectstore.services.trino_port)
+    return objectstore
+
+
+@pytest.fixture
 def redis_service(stack_settings: Settings) -> Settings:
     require_service("Redis", stack_settings.redis.host, stack_settings.redis.port)
     return stack_settings

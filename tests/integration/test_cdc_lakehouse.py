@@ -7,6 +7,8 @@ Each test captures its own schema, slot, topics and change logs (the ``cdc`` fix
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 
 from dotjoin.config import Settings
-from dotjoin.pipelines.cdc import connector, source
+from dotjoin.pipelines.cdc import connector, history_queries, source
 from dotjoin.pipelines.cdc.applier import SchemaContractError
 from dotjoin.pipelines.cdc.pipeline import follow
 from dotjoin.pipelines.cdc.tables import cdc_tables, history
@@ -30,7 +32,7 @@ from dotjoin.platform.lake import open_lake
 from dotjoin.services import process
 from dotjoin.services.connect import ConnectService, rest
 from dotjoin.simulate.cdc_workload import Workload, populate
-from tests.conftest import require_shared_data
+from tests.conftest import require_service, require_shared_data
 
 pytestmark = [pytest.mark.connect, pytest.mark.postgres, pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -104,12 +106,33 @@ def test_workload_and_live_schema_evolution_reconcile(cdc: Settings, tmp_path: P
         assert verdict["source_rows"] == verdict["lake_rows"] > 0
         assert verdict["source_digest"] == verdict["lake_digest"]
     assert sum(v["history_checked"] for v in verdicts) == sum(1 for _ in journal.open())
+    _engines_agree(cdc, journal)
 
     # A narrowing the lake cannot follow stops the applier with the contract named, before any write.
     _sql(cdc, "ALTER TABLE {s}.inventory ALTER COLUMN quantity TYPE integer")
     Workload(cdc, seed=9).transaction("stock_movement")
     with pytest.raises(SchemaContractError, match=r"inventory\.quantity is now int32 .* int64"):
         follow(cdc, topics=topics, group=f"t-{uuid.uuid4().hex[:6]}", batch_seconds=0.5, idle_exit=6)
+
+
+def _engines_agree(cdc: Settings, journal: Path) -> None:
+    """The history queries answer the same on DuckDB and on Trino (the same SQL over the same logs)."""
+    require_service("Trino", "127.0.0.1", cdc.services.trino_port)
+    changes = [json.loads(line) for line in journal.open()]
+    last_op = {c["key"][0]: c["op"] for c in changes if c["table"].endswith(".users")}
+    updated = {c["key"][0] for c in changes if c["table"].endswith(".users") and c["op"] == "u"}
+    user_id = next(k for k, op in last_op.items() if op != "d" and k in updated)  # a user there now
+    now = dt.datetime.now(dt.UTC).isoformat()
+    asked = {
+        "changes_per_day": {},
+        "current_inventory": {},
+        "user_as_of": {"user_id": str(user_id), "as_of": now},
+    }
+    with open_lake(cdc) as lake:
+        for name, values in asked.items():
+            on_duckdb = history_queries.run(lake, cdc, name, values, engine="duckdb").to_pylist()
+            on_trino = history_queries.run(lake, cdc, name, values, engine="trino").to_pylist()
+            assert on_duckdb == on_trino and on_duckdb, name
 
 
 def _apply_process(cdc: Settings) -> subprocess.Popen[bytes]:

@@ -270,3 +270,28 @@ def test_cli_status_json_reports_down_services(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 1 and "unknown service 'mongo'" in bad.stderr
+
+
+def test_trino_and_objectstore_files_hold_no_secret(settings: Settings) -> None:
+    from dotjoin.services.objectstore import render_properties
+    from dotjoin.services.trino import TrinoService
+
+    trino = TrinoService(settings)
+    assert trino.server_config()["node.bind-ip"] == "127.0.0.1"
+    catalogs = trino.catalogs()
+    iceberg = catalogs["dotjoin"]
+    assert (
+        iceberg["iceberg.catalog.type"] == "jdbc"
+        and iceberg["iceberg.jdbc-catalog.catalog-name"] == "dotjoin"
+    )
+    assert iceberg["iceberg.jdbc-catalog.default-warehouse-dir"] == "s3://dotjoin/lake"
+    assert iceberg["iceberg.jdbc-catalog.connection-password"] == "${ENV:DOTJOIN_WAREHOUSE_PASSWORD}"
+    assert iceberg["s3.aws-secret-key"] == "${ENV:DOTJOIN_OBJECTSTORE_SECRET_KEY}"
+    assert catalogs["postgresql"]["connection-password"] == "${ENV:DOTJOIN_WAREHOUSE_PASSWORD}"
+    local = load_settings(profile="local", cwd=settings.state_dir.parent, env={})
+    assert TrinoService(local).catalogs()["dotjoin"]["iceberg.jdbc-catalog.default-warehouse-dir"] == (
+        "s3://dotjoin/lake"  # services serve the stack's lake whatever profile starts them
+    )
+    text = render_properties(endpoint="http://127.0.0.1:9000", access_key="k", secret_key="s3cr3t",
+                             data_dir=Path("/d"))  # fmt: skip
+    assert "s3proxy.credential=s3cr3t" in text and "s3proxy.ignore-unknown-headers=true" in text

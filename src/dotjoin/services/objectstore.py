@@ -45,6 +45,9 @@ def render_properties(*, endpoint: str, access_key: str, secret_key: str, data_d
     return f"""# Written by `dotjoin services up`; edits are overwritten. Holds a secret: mode 600.
 s3proxy.endpoint={endpoint}
 s3proxy.authorization=aws-v2-or-v4
+# Trino's S3 listing asks for x-amz-optional-object-attributes (Glacier restore status), which S3Proxy
+# would refuse with 501 NotImplemented; a store without archive tiers has nothing to add there
+s3proxy.ignore-unknown-headers=true
 s3proxy.identity={access_key}
 s3proxy.credential={secret_key}
 jclouds.provider=filesystem-nio2

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dotjoin.platform.lake.catalog import PASSWORD_ENV, trino_iceberg_catalog
-from dotjoin.platform.objectstore import SECRET_ENV
+from dotjoin.platform.objectstore import CHECKSUM_ENV, SECRET_ENV
 from dotjoin.services import maven, process
 from dotjoin.services.base import Service, ServiceError
 
@@ -148,6 +148,7 @@ class TrinoService(Service):
         store = self.settings.objectstore.secret_key
         env = {
             "JAVA_HOME": self.settings.services.trino_java_home,
+            **CHECKSUM_ENV,  # Trino's S3 file system is the AWS SDK v2 (see platform/objectstore.py)
             PASSWORD_ENV: pg.get_secret_value() if pg else os.environ.get("PGPASSWORD", ""),
             SECRET_ENV: ensure_secret(self.settings.state_dir, "objectstore", "secret_key",
                                       store.get_secret_value() if store else None),
