@@ -25,6 +25,7 @@ from dotjoin.exceptions import ConfigError, DataError, NotFoundError
 from dotjoin.pipelines.cdc.tables import CdcTable, cdc_tables
 from dotjoin.pipelines.cdc.views import current_sql, history_sql, quote
 from dotjoin.platform.lake import Lake
+from dotjoin.platform.lake.duckdb_views import query_lake
 
 if TYPE_CHECKING:
     from dotjoin.config import Settings
@@ -156,7 +157,7 @@ def run(
         from dotjoin.platform import trino
 
         return trino.query(settings, sql, params)
-    return _duckdb(lake, sql, params)
+    return query_lake(sql, params, store=lake.store)
 
 
 def _iceberg_scan(metadata: str) -> str:
@@ -170,18 +171,3 @@ def _require_tables(sql: str, available: Mapping[str, str], schema: str) -> None
     if missing:
         raise NotFoundError(f"no change log in the lake for {', '.join(f'{schema}.{t}' for t in missing)}: "
                             "run `dotjoin cdc apply` (or `cdc replay`) first")  # fmt: skip
-
-
-def _duckdb(lake: Lake, sql: str, params: list[Any]) -> pa.Table:
-    import duckdb
-
-    from dotjoin.platform.lake.duckdb_views import connect
-
-    con = connect(store=lake.store)
-    try:
-        con.execute("SET TimeZone = 'UTC'")  # timestamptz values come back in UTC, as Trino's do
-        return con.execute(sql, params).to_arrow_table()
-    except duckdb.Error as exc:
-        raise DataError(f"DuckDB query failed: {str(exc).splitlines()[0]}") from exc
-    finally:
-        con.close()

@@ -15,9 +15,9 @@ import importlib.util
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -72,6 +72,23 @@ def connect(database: str | Path = ":memory:", store: ObjectStore | None = None)
         con.execute(f"LOAD '{extension_paths(('httpfs',))[0]}'")
         con.execute(store.duckdb_secret_sql())
     return con
+
+
+def query_lake(sql: str, params: Sequence[Any] = (), store: ObjectStore | None = None) -> pa.Table:
+    """Run ``sql`` (``?`` parameters) on an in-memory DuckDB with the lake's extensions (and the object
+    store's secret), in UTC: timestamptz values come back as UTC instants, as Trino's do.
+
+    Raises:
+        DataError: DuckDB rejected the query (its first line).
+    """
+    con = connect(store=store)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(sql, list(params)).to_arrow_table()
+    except duckdb.Error as exc:
+        raise DataError(f"DuckDB query failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
 
 
 def _quote(text: str) -> str:
