@@ -1,16 +1,18 @@
 """CDC to the lake on the real engines: the initial snapshot, and commit-to-visible lag at steady rates.
 
-Issue 12. Needs `make services` (PostgreSQL, Kafka, Kafka Connect). Each part captures a fresh schema
-(its own slot, topics and connector, removed afterwards) and writes the stack's lake (Iceberg, JDBC
-catalog on PostgreSQL).
+Issue 12. Needs `make services` (PostgreSQL, the object store, Kafka, Kafka Connect, Trino). Each part
+captures a fresh schema (its own slot, topics and connector, removed afterwards) and writes the stack's
+lake (Iceberg, JDBC catalog on PostgreSQL, tables on the object store).
 
 * **snapshot**: ``--rows`` users bulk-loaded with COPY (untimed), then timed from registering the
   connector to the last Iceberg commit of the applier (Debezium's snapshot → Kafka → the applier, the
   two overlapping as they do in production), then `cdc verify` (source rows against the lake's current
-  state, timed apart). Baseline, same rows, same lake, one run each: DuckDB's postgres extension reading
-  the table (``SELECT *`` to Arrow) and one PyIceberg append — the fastest way this machine has to copy
-  a table into Iceberg once. The issue names Trino's ``INSERT INTO iceberg… SELECT * FROM postgresql…``
-  as the baseline; Trino is not a service of the stack yet, so that ratio is not measured here.
+  state, timed apart). Baselines, same rows, same lake, one run each: Trino's
+  ``CREATE TABLE dotjoin.raw.… AS SELECT … FROM postgresql.<schema>.users`` (the issue's baseline: Trino
+  reads PostgreSQL over JDBC and writes the Iceberg table on the object store; ``country`` is cast from
+  ``char(2)`` to varchar, a type Iceberg lacks), and DuckDB's postgres extension reading the table
+  (``SELECT *`` to Arrow) plus one PyIceberg append — the fastest way this machine has to copy a table
+  into Iceberg once. Each baseline's row count is checked against the source.
 * **lag**: the workload at each rate of ``--rates`` (changes per second; stock transactions carry
   ``burst`` movements so that one connection can offer 5,000/s) for ``--seconds``, the applier
   consuming as ``cdc apply`` does (a batch per 0.5 s or 20,000 events). Per change: source commit time →
@@ -68,7 +70,9 @@ def capture(base: Settings, label: str) -> Any:
             conn.execute(f"DROP SCHEMA IF EXISTS {names['source_schema']} CASCADE")
         with open_lake(settings) as lake:
             for table in lake.list_tables("raw"):
-                if table.startswith(f"raw.{names['source_schema']}_") or table.startswith("raw.bench_copy_"):
+                if table.startswith(
+                    (f"raw.{names['source_schema']}_", "raw.bench_copy_", "raw.bench_trino_")
+                ):
                     lake.drop_table(table)
         bus = open_bus(settings)
         for topic in source.topics(settings):
@@ -139,6 +143,12 @@ def snapshot(base: Settings, rows: int) -> None:
                   f"Iceberg appends); verify {verify_s:.1f} s: "
                   f"{found.mismatches} mismatches, {found.lake_rows:,} rows", flush=True)  # fmt: skip
             baseline = copy_baseline(settings, raw)
+            on_trino = trino_baseline(settings, raw, rows)
+        if on_trino is not None:
+            print(f"  Trino CTAS from its postgresql catalog: {rows:,} rows in {on_trino:.1f} s "
+                  f"({rows / on_trino:,.0f} rows/s)", flush=True)  # fmt: skip
+            headline("cdc snapshot vs Trino", f"{applied / elapsed:,.0f} rows/s vs Trino's "
+                     f"{rows / on_trino:,.0f} ({on_trino / elapsed:.2f}x its speed)")  # fmt: skip
         if baseline is None:
             headline("cdc snapshot", f"{applied / elapsed:,.0f} rows/s ({rows:,} rows, verified: "
                      f"{found.mismatches} mismatches); baseline skipped")  # fmt: skip
@@ -163,6 +173,30 @@ def copy_baseline(settings: Settings, lake: Any) -> float | None:
     except MissingToolError as exc:
         print(f"  baseline skipped: {exc}", flush=True)
         return None
+
+
+def trino_baseline(settings: Settings, lake: Any, rows: int) -> float | None:
+    """Seconds of Trino's copy of the source table into a new Iceberg table; None when Trino is down."""
+    from dotjoin.exceptions import ServiceUnavailableError
+    from dotjoin.platform import trino
+
+    table = f"bench_trino_{uuid.uuid4().hex[:6]}"
+    columns = (
+        "user_id, email, full_name, CAST(country AS varchar) AS country, tier, bio, created_at, updated_at"
+    )
+    sql = f"CREATE TABLE raw.{table} AS SELECT {columns} FROM postgresql.{settings.cdc.source_schema}.users"
+    try:
+        started = time.perf_counter()
+        written = trino.query(settings, sql).column(0)[0].as_py()
+        seconds = time.perf_counter() - started
+    except ServiceUnavailableError as exc:
+        print(f"  Trino baseline skipped: {exc}", flush=True)
+        return None
+    counted = trino.query(settings, f"SELECT count(*) FROM raw.{table}").column(0)[0].as_py()
+    lake.drop_table(f"raw.{table}")
+    if written != rows or counted != rows:
+        raise SystemExit(f"Trino copied {written:,} rows ({counted:,} readable), the source has {rows:,}")
+    return seconds
 
 
 def run_workload(settings: Settings, rate: int, seconds: float, burst: int) -> dict[str, Any]:

@@ -106,7 +106,8 @@ class Lake(ABC):
 
     @abstractmethod
     def compact(self, name: str) -> tuple[int, int]:
-        """Rewrite the current data into as few files as the partitioning allows; (files before, after)."""
+        """Rewrite the current data into as few files as the partitioning allows; (files before, after).
+        A pipeline's ``dotjoin.*`` snapshot properties survive it (and a later snapshot expiry)."""
 
     @abstractmethod
     def expire_snapshots(self, name: str, *, older_than: datetime, retain_last: int = 1) -> ExpireResult:

@@ -389,11 +389,16 @@ class IcebergLake(Lake):
         return added
 
     def compact(self, name: str) -> tuple[int, int]:
-        """Rewrite the current data into one file per partition (delete + append snapshots, one commit)."""
+        """Rewrite the current data into one file per partition (delete + append snapshots, one commit).
+
+        The newest ``dotjoin.*`` snapshot properties (a pipeline's state, e.g. the CDC applier's positions)
+        are carried onto the new snapshots, so expiring the old ones afterwards loses nothing.
+        """
+        carried = self.last_properties(name, "dotjoin.")
         with self._errors(name, "compact"):
             table = self._load(name)
             before = len(list(table.scan().plan_files()))
-            table.overwrite(table.scan().to_arrow())
+            table.overwrite(table.scan().to_arrow(), snapshot_properties=carried)
             after = len(list(table.refresh().scan().plan_files()))
         return before, after
 
