@@ -99,8 +99,14 @@ def test_up_again_leaves_running_services_alone(
 @pytest.mark.redis
 @pytest.mark.kafka
 @pytest.mark.connect
+@pytest.mark.objectstore
+@pytest.mark.trino
 def test_cli_status_reports_every_service_up(
-    postgres: Settings, redis_service: Settings, kafka: Settings, connect_worker: Settings
+    postgres: Settings,
+    redis_service: Settings,
+    kafka: Settings,
+    connect_worker: Settings,
+    trino_service: Settings,
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DOTJOIN_PROFILE"}
     result = subprocess.run(
@@ -110,11 +116,7 @@ def test_cli_status_reports_every_service_up(
     assert result.returncode == 0, result.stderr
     rows = {row["service"]: row for row in json.loads(result.stdout)}
     assert {name: row["state"] for name, row in rows.items()} == {
-        "postgres": "up",
-        "redis": "up",
-        "kafka": "up",
-        "connect": "up",
-        "airflow": "up",
+        name: "up" for name in ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "airflow")
     }
     assert all(row["version"] for row in rows.values())
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import pwd
-import secrets
 import shutil
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any, ClassVar
 from dotjoin.exceptions import MissingDependencyError
 from dotjoin.services import process
 from dotjoin.services.base import Service, ServiceError
-from dotjoin.services.secretfile import store_secret
+from dotjoin.services.secretfile import ensure_secret
 
 logger = logging.getLogger(__name__)
 
@@ -238,10 +237,8 @@ class PostgresService(Service):
         ``secret`` — section, key — when the settings have none); only the SCRAM verifier is sent."""
         from psycopg import sql
 
-        value = password.get_secret_value() if password else None
-        if value is None:
-            value = secrets.token_urlsafe(24)
-            store_secret(self.settings.state_dir, *secret, value)
+        current = password.get_secret_value() if password else None
+        value = ensure_secret(self.settings.state_dir, *secret, current)
         verifier = conn.pgconn.encrypt_password(value.encode(), user.encode(), b"scram-sha-256")
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [user]).fetchone()
         verb = "ALTER ROLE {} WITH " if exists else "CREATE ROLE {} WITH "

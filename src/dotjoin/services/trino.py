@@ -16,7 +16,6 @@ password and the object store's secret in its environment.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -144,12 +143,15 @@ class TrinoService(Service):
     def spawn_options(self) -> Mapping[str, Any]:
         from dotjoin.services.secretfile import ensure_secret
 
+        # What `up` of postgres and objectstore generated moments ago is in the secrets file, not in the
+        # settings this process loaded before: read it from there.
         pg = self.settings.postgres.password
         store = self.settings.objectstore.secret_key
         env = {
             "JAVA_HOME": self.settings.services.trino_java_home,
             **CHECKSUM_ENV,  # Trino's S3 file system is the AWS SDK v2 (see platform/objectstore.py)
-            PASSWORD_ENV: pg.get_secret_value() if pg else os.environ.get("PGPASSWORD", ""),
+            PASSWORD_ENV: ensure_secret(self.settings.state_dir, "warehouse", "password",
+                                        pg.get_secret_value() if pg else None),
             SECRET_ENV: ensure_secret(self.settings.state_dir, "objectstore", "secret_key",
                                       store.get_secret_value() if store else None),
         }  # fmt: skip
