@@ -37,7 +37,7 @@ def sql(
 
     Example: dotjoin sql "SELECT pipeline, status FROM dotjoin_runs WHERE pipeline = $1" -P selfcheck -o json
 
-    Example: dotjoin sql -e trino "SELECT count(*) FROM raw.cdc_source__users_changes"
+    Example: dotjoin sql -e trino "SELECT count(*) FROM raw.cdc_source_users_changes"
     """
     from dotjoin.cli.main import STATE
 
