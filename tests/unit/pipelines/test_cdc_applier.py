@@ -309,3 +309,32 @@ def test_compacted_and_expired_change_logs_keep_their_positions(local_settings: 
     again = replay(local_settings, EVENTS, journal=JOURNAL)
     assert again.status == "succeeded", [c for c in again.checks if not c.passed]
     assert again.counts["output"] == 0 and again.counts["duplicates"] == first.counts["output"]
+
+
+def test_the_applier_keeps_its_logs_small_as_it_commits(
+    local_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without upkeep every append costs more than the last (each keeps every snapshot and manifest): the
+    # applier compacts a log's tail every COMPACT_EVERY commits, all of it every FULL_EVERY compactions,
+    # and expires old snapshots; the journal must still reconcile, and a replay must still be a no-op.
+    from dotjoin.pipelines.cdc import applier
+    from dotjoin.simulate.cdc_recording import EVENTS, JOURNAL
+
+    monkeypatch.setattr(applier, "COMPACT_EVERY", 4)
+    monkeypatch.setattr(applier, "FULL_EVERY", 3)
+    monkeypatch.setattr(applier, "KEEP_SNAPSHOTS", 2)
+    first = replay(local_settings, EVENTS, journal=JOURNAL, batch_rows=3)
+    assert first.status == "succeeded", [c for c in first.checks if not c.passed]
+    with open_lake(local_settings) as lake:
+        logs = lake.list_tables("raw")
+        states = {log: applier.TableState.from_properties(lake.last_properties(log, applier.PREFIX))
+                  for log in logs}  # fmt: skip
+        assert all(state.compacted > 0 for state in states.values()), states
+        for log in logs:  # since the last upkeep at most COMPACT_EVERY commits, a file each
+            commits = len([s for s in lake.snapshots(log) if s.operation == "append"])
+            files = lake.plan(log).total_files
+            assert files <= 2 * 1 + 4 and commits <= 2 * 4 + 2, (log, files, commits)
+            assert states[log].compacted <= states[log].pos
+    again = replay(local_settings, EVENTS, journal=JOURNAL)
+    assert again.status == "succeeded", [c for c in again.checks if not c.passed]
+    assert again.counts["output"] == 0 and again.counts["duplicates"] == first.counts["output"]

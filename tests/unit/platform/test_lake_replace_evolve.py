@@ -63,6 +63,19 @@ def test_compact_rewrites_small_files_into_one_per_partition(lake: Lake) -> None
     assert lake.scan("staging.t").num_rows == 12
 
 
+def test_compact_with_a_filter_rewrites_only_the_files_it_matches(lake: Lake) -> None:
+    for i in range(4):  # the table's tail: four one-row files of day 1, ids 200..203
+        lake.append(
+            "staging.t", pa.Table.from_pylist([{"id": 200 + i, "ts": datetime(2026, 1, 1, 9)}], schema=SCHEMA)
+        )
+    untouched = set(lake.plan("staging.t", row_filter="id < 200").files)
+    assert lake.compact("staging.t", row_filter="id >= 200", properties={"dotjoin.x": "1"}) == (4, 1)
+    assert set(lake.plan("staging.t", row_filter="id < 200").files) == untouched  # not rewritten
+    assert lake.plan("staging.t").total_files == 3 + 1
+    assert sorted(lake.scan("staging.t").column("id").to_pylist()) == [*range(9), 200, 201, 202, 203]
+    assert lake.last_properties("staging.t", "dotjoin.") == {"dotjoin.x": "1"}
+
+
 def test_drop_table_whose_metadata_is_gone_drops_the_catalog_entry(lake: Lake, tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "lake" / "staging" / "t")
     lake.drop_table("staging.t")

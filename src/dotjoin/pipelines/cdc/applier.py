@@ -25,9 +25,11 @@ raises :class:`SchemaContractError` before anything of the batch is written.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,8 +58,17 @@ META = pa.schema(
     ]
 )
 META_COLUMNS = frozenset(META.names)
-EXPIRE_EVERY = 200  # commits of a table between expiries of its old snapshots
+# Log maintenance (why: docs/pipelines/cdc.md, "Keeping commits cheap"). Every COMPACT_EVERY commits of a
+# table its tail (the rows since the last compaction) becomes one file per partition, and the snapshots
+# older than the previous maintenance are expired (a reader that planned a scan since then still finds its
+# files); every FULL_EVERY tail compactions, the whole log is compacted.
+COMPACT_EVERY = 50
+FULL_EVERY = 100
 KEEP_SNAPSHOTS = 20
+LOG_PROPERTIES = {  # every commit rewrites metadata.json: keep only the newest few in storage
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
@@ -92,6 +103,7 @@ class TableState:
     key: tuple[str, ...] = ()
     dropped: frozenset[str] = frozenset()
     source: str = ""
+    compacted: int = 0  # the log's rows up to this _pos are compacted
 
     def properties(self) -> dict[str, str]:
         return {
@@ -101,6 +113,7 @@ class TableState:
             PREFIX + "offsets": json.dumps(self.offsets, sort_keys=True),
             PREFIX + "key": json.dumps(list(self.key)),
             PREFIX + "dropped": json.dumps(sorted(self.dropped)),
+            PREFIX + "compacted": str(self.compacted),
         }
 
     @classmethod
@@ -115,6 +128,7 @@ class TableState:
             key=tuple(json.loads(props.get(PREFIX + "key", "[]"))),
             dropped=frozenset(json.loads(props.get(PREFIX + "dropped", "[]"))),
             source=props.get(PREFIX + "source", ""),
+            compacted=int(props.get(PREFIX + "compacted", "0")),
         )
 
 
@@ -168,6 +182,7 @@ class Applier:
         self._toast: dict[tuple[str, str], dict[tuple[Any, ...], Any]] = {}
         self._last_delete: dict[str, tuple[int | None, tuple[Any, ...]]] = {}
         self._commits: dict[str, int] = {}
+        self._maintained: dict[str, datetime] = {}  # per log: this process's first commit or last upkeep
 
     def state(self, source_table: str) -> TableState:
         """The committed progress on ``source_table`` (loaded from the lake once, then kept here)."""
@@ -217,9 +232,7 @@ class Applier:
             fresh.append(change)
         if not fresh:
             if offsets != committed.offsets:  # only re-deliveries: nothing to write, remember nothing
-                self._states[table] = TableState(
-                    committed.pos, high, offsets, committed.key, committed.dropped, committed.source
-                )
+                self._states[table] = dataclasses.replace(committed, high_water=high, offsets=offsets)
             return
         name = log_table(table)
         received = len(fresh)
@@ -228,20 +241,36 @@ class Applier:
         rows = self._resolve_toast(table, fresh, report)
         state = TableState(
             pos=committed.pos + len(fresh), high_water=high, offsets=offsets,
-            key=fresh[-1].key_columns, dropped=dropped, source=table,
+            key=fresh[-1].key_columns, dropped=dropped, source=table, compacted=committed.compacted,
         )  # fmt: skip
         data = _arrow(fresh, rows, types, first_pos=committed.pos + 1)
         self.lake.append(name, data, properties=state.properties())
         self._states[table] = state
         self._commits[name] = self._commits.get(name, 0) + 1
-        if self._commits[name] % EXPIRE_EVERY == 0:
-            # Each commit rewrites the table's metadata with every snapshot in it: keep it small. The log's
-            # rows are its history; old snapshots of it are not (appends never orphan a data file).
-            self.lake.expire_snapshots(name, older_than=datetime.now(UTC), retain_last=KEEP_SNAPSHOTS)
+        self._maintained.setdefault(name, datetime.now(UTC))
+        if self._commits[name] % COMPACT_EVERY == 0:
+            self._maintain(table, full=self._commits[name] % (COMPACT_EVERY * FULL_EVERY) == 0)
         self._remember_toast(table, fresh, rows)
         report.applied += received  # the snapshot's deletes are counted apart (report.snapshot_deletes)
         report.tables[table] += len(fresh)
         report.commits += 1
+
+    def _maintain(self, table: str, *, full: bool) -> None:
+        """Compact the log's tail (or all of it) and expire old snapshots: without this, each append
+        costs more than the last (every manifest and snapshot stays in the metadata it rewrites)."""
+        name, state = log_table(table), self._states[table]
+        started = time.monotonic()
+        done = dataclasses.replace(state, compacted=state.pos)
+        tail = None if full else f"_pos > {state.compacted}"
+        before, after = self.lake.compact(name, row_filter=tail, properties=done.properties())
+        self._states[table] = done
+        expired = self.lake.expire_snapshots(
+            name, older_than=self._maintained[name], retain_last=KEEP_SNAPSHOTS
+        )
+        self._maintained[name] = datetime.now(UTC)
+        logger.info("cdc: compacted %s %s (%d files → %d), expired %d snapshots, in %.1f s", name,
+                    "fully" if full else f"after _pos {state.compacted}", before, after,
+                    expired.snapshots_expired, time.monotonic() - started)  # fmt: skip
 
     # -- snapshots ---------------------------------------------------------------------------------
 
@@ -310,7 +339,9 @@ class Applier:
                 incoming[column] = kind if known is None else _wider(known, kind, table, column)
         if name not in self._exists:
             schema = pa.schema([pa.field(c, t) for c, t in incoming.items()] + list(META))
-            self.lake.create_table(name, schema, partition_by=[PartitionField("_commit_ts", "day")])
+            self.lake.create_table(
+                name, schema, partition_by=[PartitionField("_commit_ts", "day")], properties=LOG_PROPERTIES
+            )
             self._exists.add(name)
             return incoming, frozenset()
         existing = {f.name: f.type for f in self.lake.schema(name) if f.name not in META_COLUMNS}

@@ -71,8 +71,9 @@ class Lake(ABC):
         *,
         partition_by: Sequence[PartitionField] = (),
         identifier_fields: Sequence[str] = (),
+        properties: Mapping[str, str] | None = None,
     ) -> None:
-        """Create the Iceberg table if it does not exist (idempotent)."""
+        """Create the Iceberg table if it does not exist (idempotent); ``properties`` are table properties."""
 
     @abstractmethod
     def append(self, name: str, data: pa.Table, *, properties: Mapping[str, str] | None = None) -> None:
@@ -105,9 +106,12 @@ class Lake(ABC):
         """Widen ``column`` to ``to`` (Iceberg's promotions: int→long, float→double, a wider decimal)."""
 
     @abstractmethod
-    def compact(self, name: str) -> tuple[int, int]:
-        """Rewrite the current data into as few files as the partitioning allows; (files before, after).
-        A pipeline's ``dotjoin.*`` snapshot properties survive it (and a later snapshot expiry)."""
+    def compact(
+        self, name: str, *, row_filter: str | None = None, properties: Mapping[str, str] | None = None
+    ) -> tuple[int, int]:
+        """Rewrite the current data (or the rows matching ``row_filter``) into as few files as the
+        partitioning allows; (files before, after). A pipeline's ``dotjoin.*`` snapshot properties survive
+        it (and a later snapshot expiry), or ``properties`` replace them."""
 
     @abstractmethod
     def expire_snapshots(self, name: str, *, older_than: datetime, retain_last: int = 1) -> ExpireResult:

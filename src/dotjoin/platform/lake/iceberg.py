@@ -266,6 +266,7 @@ class IcebergLake(Lake):
         *,
         partition_by: Sequence[PartitionField] = (),
         identifier_fields: Sequence[str] = (),
+        properties: Mapping[str, str] | None = None,
     ) -> None:
         """Create the Iceberg table if it does not exist (idempotent: an existing table is left as it is).
 
@@ -278,6 +279,7 @@ class IcebergLake(Lake):
             schema: the Arrow schema; nullable=False fields become required columns.
             partition_by: partition fields, e.g. ``[PartitionField("ts", "day")]`` (named ``ts_day``).
             identifier_fields: the row key (for upserts and for engines that honour it).
+            properties: Iceberg table properties, e.g. ``{"write.metadata.previous-versions-max": "20"}``.
 
         Raises:
             TerminalError: a bad name, an unknown column or transform, or an unsupported type.
@@ -297,7 +299,7 @@ class IcebergLake(Lake):
                 return
             arrow = _iceberg_ready(schema, required=set(identifier_fields))
             txn = self._catalog.create_table_transaction(
-                name, schema=arrow, location=self.table_location(name)
+                name, schema=arrow, location=self.table_location(name), properties=dict(properties or {})
             )
             if identifier_fields:
                 with txn.update_schema() as update:
@@ -388,18 +390,27 @@ class IcebergLake(Lake):
                     update.union_by_name(_iceberg_ready(new, required=set()))
         return added
 
-    def compact(self, name: str) -> tuple[int, int]:
+    def compact(
+        self, name: str, *, row_filter: str | None = None, properties: Mapping[str, str] | None = None
+    ) -> tuple[int, int]:
         """Rewrite the current data into one file per partition (delete + append snapshots, one commit).
 
-        The newest ``dotjoin.*`` snapshot properties (a pipeline's state, e.g. the CDC applier's positions)
-        are carried onto the new snapshots, so expiring the old ones afterwards loses nothing.
+        With ``row_filter``, only the rows matching it: a filter that matches whole files (an append-only
+        table's newest rows, ``"_pos > 1000"``) leaves every other file as it is, unread, so compacting a
+        log's tail costs the tail, not the table. The newest ``dotjoin.*`` snapshot properties (a pipeline's
+        state, e.g. the CDC applier's positions) are carried onto the new snapshots, so expiring the old
+        ones afterwards loses nothing; ``properties`` replace them (a state that records the compaction).
         """
-        carried = self.last_properties(name, "dotjoin.")
+        carried = dict(properties) if properties is not None else self.last_properties(name, "dotjoin.")
+        expression = _parse(name, row_filter)
         with self._errors(name, "compact"):
             table = self._load(name)
-            before = len(list(table.scan().plan_files()))
-            table.overwrite(table.scan().to_arrow(), snapshot_properties=carried)
-            after = len(list(table.refresh().scan().plan_files()))
+            before = len(list(table.scan(row_filter=expression).plan_files()))
+            if before > 1:
+                rows = table.scan(row_filter=expression).to_arrow()
+                table.overwrite(rows, overwrite_filter=expression, snapshot_properties=carried)
+                table = table.refresh()
+            after = len(list(table.scan(row_filter=expression).plan_files()))
         return before, after
 
     def expire_snapshots(self, name: str, *, older_than: datetime, retain_last: int = 1) -> ExpireResult:

@@ -17,19 +17,26 @@ from typing import TYPE_CHECKING
 from dotjoin.platform.lake.base import ExpireResult
 
 if TYPE_CHECKING:
+    from pyiceberg.manifest import ManifestFile
     from pyiceberg.table import Table
     from pyiceberg.table.snapshots import Snapshot
 
 
 def _reachable(table: Table, snapshots: list[Snapshot], *, live_only: bool) -> dict[str, int]:
-    """Every file ``snapshots`` reference -> its size in bytes (0 where unknown: lists, manifests)."""
+    """Every file ``snapshots`` reference -> its size in bytes (0 where unknown: lists, manifests).
+
+    Snapshots of one table share most of their manifests (an append adds one and keeps the rest), so each
+    manifest is read once: reading it per snapshot made expiring a few hundred snapshots take minutes."""
     files: dict[str, int] = {}
+    manifests: dict[str, ManifestFile] = {}
     for snapshot in snapshots:
         files[snapshot.manifest_list] = 0
         for manifest in snapshot.manifests(table.io):
-            files[manifest.manifest_path] = manifest.manifest_length
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=live_only):
-                files[entry.data_file.file_path] = entry.data_file.file_size_in_bytes
+            manifests.setdefault(manifest.manifest_path, manifest)
+    for path, manifest in manifests.items():
+        files[path] = manifest.manifest_length
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=live_only):
+            files[entry.data_file.file_path] = entry.data_file.file_size_in_bytes
     return files
 
 
