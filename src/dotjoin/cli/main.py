@@ -81,6 +81,7 @@ def _register() -> None:
         cdc,
         commands,
         etl,
+        features,
         flows,
         ingest,
         lake,
@@ -101,6 +102,7 @@ def _register() -> None:
     app.add_typer(lake.pipeline_app, name="lakehouse")
     app.add_typer(payments.app, name="payments")
     app.add_typer(cdc.app, name="cdc")
+    app.add_typer(features.app, name="features")
     commands.register(app)
     flows.register(app)
     app.command()(sample.sample)
