@@ -1,11 +1,14 @@
 """Offline/online parity: the features served for each payment, against the backfill of the same points.
 
 The stream is replayed in arrival order; each payment is scored online **before** it joins the state
-(what a scoring call sees), then the backfill computes the same (card, merchant, time) points from all
-payments. The two can differ for one reason only: a payment of the same card or merchant that is older
-than the point but arrived after it (late data — online could not know it). Such points are counted as
-*late-affected*; every other point must agree exactly on the deterministic features and within
-:data:`DECAY_TOLERANCE` on the decayed ones. A disagreement anywhere else is a bug in one computation.
+(what a scoring call sees), then the backfill computes the same (card, merchant, time) points **as known**
+at each point's arrival (:func:`~dotjoin.pipelines.features.backfill.backfill` with arrival order). Every
+point must agree: the deterministic features exactly, the decayed ones within :data:`DECAY_TOLERANCE`.
+
+The backfill **as happened** (every payment before t, late ones included) is compared too, for what late
+data does: the points that missed a payment older than them that arrived after them (``late_affected``)
+and how many of them differ (``late_differing``) — the skew a model trained on as-happened features would
+meet in serving.
 
 Duplicates (an ``event_id`` seen before) are dropped on both sides: the first arrival counts.
 """
@@ -25,15 +28,15 @@ from dotjoin.pipelines.payments.contract import Payment
 
 @dataclass
 class ParityReport:
-    """Counts reconcile: payments = points + duplicates; points = agreeing + late_affected + mismatched."""
+    """Counts reconcile: payments = points + duplicates; points = agreeing + mismatched."""
 
     payments: int = 0
     duplicates: int = 0
     points: int = 0
-    agreeing: int = 0
-    late_affected: int = 0  # a late payment precedes them: they may disagree
-    late_differing: int = 0  # of those, the ones that do
-    mismatched: int = 0  # disagree with no late payment to explain it
+    agreeing: int = 0  # served = backfilled as known
+    mismatched: int = 0  # served != backfilled as known: a bug in one computation
+    late_affected: int = 0  # missed a payment older than them that arrived after them
+    late_differing: int = 0  # served != backfilled as happened
     max_decay_relative_diff: float = 0.0
     examples: list[str] = field(default_factory=list)  # the first few mismatches, feature by feature
 
@@ -82,15 +85,12 @@ def check_parity(
     for card, merchant, time_ms, cents in rows:
         served.append(online.features_at(card_id=card, merchant_id=merchant, t=time_ms))
         online.add(card_id=card, merchant_id=merchant, time_ms=time_ms, cents=cents)
-    offline = backfill(*as_tables(ids, rows)).to_pylist()
+    known = backfill(*as_tables(ids, rows, arrival=True)).to_pylist()
+    happened = backfill(*as_tables(ids, rows)).to_pylist()
     affected = late_affected([(c, m, t) for c, m, t, _ in rows])
-    for n, (mine, truth) in enumerate(zip(served, offline, strict=True)):
+    for n, (mine, truth, after_all) in enumerate(zip(served, known, happened, strict=True)):
         report.points += 1
         bad, worst = differences(mine, truth)
-        if affected[n]:
-            report.late_affected += 1
-            report.late_differing += bool(bad)
-            continue
         report.max_decay_relative_diff = max(report.max_decay_relative_diff, worst)
         if bad:
             report.mismatched += 1
@@ -99,4 +99,7 @@ def check_parity(
                 report.examples.append(f"card {card} merchant {merchant} at {t}: {'; '.join(bad[:3])}")
         else:
             report.agreeing += 1
+        if affected[n]:
+            report.late_affected += 1
+            report.late_differing += bool(differences(mine, after_all)[0])
     return report
