@@ -202,7 +202,7 @@ def backfill(payments: pa.Table, points: pa.Table) -> pa.Table:
         duck.load_arrow("payments", payments.select(payments_schema.names).cast(payments_schema))
         ordered = points.select(points_schema.names).cast(points_schema)
         duck.load_arrow("points", ordered.append_column("ord", pa.array(range(len(ordered)), pa.int64())))
-        card, merchant = (_entity_sql(e, as_known=as_known) for e in ("card", "merchant"))
+        card, merchant = _entity_sql("card", as_known=as_known), _entity_sql("merchant", as_known=as_known)
         names = ", ".join(f.name for f in FEATURES)
         return duck.query(
             f"SELECT p.point_id, {names} FROM points p JOIN ({card}) c USING (point_id) "
