@@ -127,7 +127,7 @@ def test_arrival_order_does_not_matter_online() -> None:
         b.features_at(card_id="c", merchant_id="m", t=t),
     )
     assert agree(fa, fb) == []
-    assert fa["card_count_7d"] > 0 and a.entities["card"]["c"].fold_at is not None
+    assert fa["card_count_7d"] > 0 and a.entities["card"]["c"].folded.anchor is not None
 
 
 def test_streaming_and_backfill_agree_on_a_random_stream_with_late_payments() -> None:

@@ -1,11 +1,11 @@
 """The streaming computation: per-entity state that answers every feature as of any time t.
 
 Each card and merchant keeps its payments of the longest window (plus :data:`LATENESS_MS`, so a payment
-that arrives late is still counted in every window it belongs to) as two time-sorted lists, times and
-cents; windowed features at t are a bisection and a sum of integers. A payment that leaves the lists
-is folded into one decayed (count, sum) per half-life, anchored at the newest folded time, so the decayed
-features keep the whole history in O(1) memory. Late payments are inserted in time order: the state does
-not depend on arrival order (only on what has arrived).
+that arrives late is still counted in every window it belongs to) as time-sorted lists of times, cents
+and running sums of cents: a windowed feature at t is two bisections and a subtraction of integers. Every
+payment also joins one decayed (count, sum) per half-life anchored at the newest time, so a decayed
+feature at t is that, less the few payments at or after t, decayed to t — O(1) in the history's length.
+Late payments are inserted in time order: the state depends on what has arrived, not on its order.
 
 Exact for any t at or after the entity's newest payment minus :data:`LATENESS_MS` (the serving case:
 t is now); for earlier t, ask the backfill (:mod:`dotjoin.pipelines.features.backfill`).
@@ -31,45 +31,95 @@ KEEP_MS = LONGEST_WINDOW_MS + LATENESS_MS
 _HALF_LIVES = tuple(HALF_LIVES_MS.values())
 
 
-class EntityHistory:
-    """One entity's payments: the recent ones listed, the older ones folded into decayed sums."""
+class _Decayed:
+    """Decayed (count, sum) per half-life of a set of payments, weighted at ``anchor`` (its newest time):
+    weights stay at most 1, so nothing overflows however long the history."""
 
-    __slots__ = ("cents", "fold_at", "folds", "times")
+    __slots__ = ("anchor", "sums")
+
+    def __init__(self) -> None:
+        self.anchor: int | None = None
+        self.sums: list[list[float]] = [[0.0, 0.0] for _ in _HALF_LIVES]
+
+    def add(self, time_ms: int, cents: int) -> None:
+        if self.anchor is None:
+            self.anchor = time_ms
+        if time_ms >= self.anchor:  # move the anchor forward: decay what is there to the new time
+            for pair, half_life in zip(self.sums, _HALF_LIVES, strict=True):
+                factor = 2.0 ** ((self.anchor - time_ms) / half_life)
+                pair[0], pair[1] = pair[0] * factor + 1.0, pair[1] * factor + cents
+            self.anchor = time_ms
+        else:  # an older payment: weigh it at the anchor
+            for pair, half_life in zip(self.sums, _HALF_LIVES, strict=True):
+                weight = 2.0 ** ((time_ms - self.anchor) / half_life)
+                pair[0] += weight
+                pair[1] += cents * weight
+
+
+class EntityHistory:
+    """One entity's payments: the recent ones listed (with running sums), all of them decayed."""
+
+    __slots__ = ("base", "cents", "everything", "folded", "running", "times")
 
     def __init__(self) -> None:
         self.times: list[int] = []
         self.cents: list[int] = []
-        self.fold_at: int | None = None  # the newest folded payment's time
-        self.folds: list[list[float]] = [[0.0, 0.0] for _ in _HALF_LIVES]  # [count, sum] at fold_at
+        self.running: list[int] = []  # running[i] = base + cents[0] + ... + cents[i]
+        self.base = 0
+        self.everything = _Decayed()  # every payment: the decayed features in O(1)
+        self.folded = _Decayed()  # the payments no longer listed: for the exact slow path
 
     def add(self, time_ms: int, cents: int) -> None:
         """Add one payment (in time order among the listed ones, whenever it arrives)."""
+        self.everything.add(time_ms, cents)
         if self.times and time_ms < self.times[-1] - KEEP_MS:
-            self._fold(time_ms, cents)  # older than anything still listed: straight to the folds
+            self.folded.add(time_ms, cents)  # older than anything still listed: outside every window
             return
         at = bisect.bisect_right(self.times, time_ms)
         self.times.insert(at, time_ms)
         self.cents.insert(at, cents)
+        self.running.insert(at, (self.running[at - 1] if at else self.base) + cents)
+        for n in range(at + 1, len(self.running)):  # a late payment: the few after it move up
+            self.running[n] += cents
         cutoff = self.times[-1] - KEEP_MS
         if self.times[0] < cutoff:
             gone = bisect.bisect_left(self.times, cutoff)
             for t, c in zip(self.times[:gone], self.cents[:gone], strict=True):
-                self._fold(t, c)
-            del self.times[:gone], self.cents[:gone]
+                self.folded.add(t, c)
+            self.base = self.running[gone - 1]
+            del self.times[:gone], self.cents[:gone], self.running[:gone]
 
-    def _fold(self, time_ms: int, cents: int) -> None:
-        if self.fold_at is None:
-            self.fold_at = time_ms
-        if time_ms >= self.fold_at:  # move the anchor forward: decay what is folded to the new time
-            for fold, half_life in zip(self.folds, _HALF_LIVES, strict=True):
-                factor = 2.0 ** ((self.fold_at - time_ms) / half_life)
-                fold[0], fold[1] = fold[0] * factor + 1.0, fold[1] * factor + cents
-            self.fold_at = time_ms
-        else:  # a very late payment: weigh it at the anchor
-            for fold, half_life in zip(self.folds, _HALF_LIVES, strict=True):
-                weight = 2.0 ** ((time_ms - self.fold_at) / half_life)
-                fold[0] += weight
-                fold[1] += cents * weight
+    def _sum(self, start: int, end: int) -> int:
+        """The listed cents ``start:end``, from the running sums."""
+        if end <= start:
+            return 0
+        return self.running[end - 1] - (self.running[start - 1] if start else self.base)
+
+    def _decayed(self, n: int, end: int, t: int) -> tuple[float, float]:
+        """Decayed (count, sum) of the payments before ``t`` for half-life ``n``: every payment's, less the
+        few at or after t; summed directly where that subtraction would cancel most digits."""
+        half_life, (count, total) = _HALF_LIVES[n], self.everything.sums[n]
+        anchor = self.everything.anchor
+        if anchor is None:
+            return 0.0, 0.0
+        later_count = later_sum = 0.0
+        for time_ms, cents in zip(self.times[end:], self.cents[end:], strict=True):
+            weight = 2.0 ** ((time_ms - anchor) / half_life)
+            later_count += weight
+            later_sum += cents * weight
+        if later_count <= 0.5 * count:
+            factor = 2.0 ** ((anchor - t) / half_life)
+            return (count - later_count) * factor, (total - later_sum) * factor
+        count = total = 0.0
+        folded = self.folded.anchor
+        if folded is not None and folded < t:
+            factor = 2.0 ** ((folded - t) / half_life)
+            count, total = self.folded.sums[n][0] * factor, self.folded.sums[n][1] * factor
+        for time_ms, cents in zip(self.times[:end], self.cents[:end], strict=True):
+            weight = 2.0 ** ((time_ms - t) / half_life)
+            count += weight
+            total += cents * weight
+        return count, total
 
     def values(self, prefix: str, t: int) -> dict[str, float | int | None]:
         """Every feature of this entity as of ``t`` (payments strictly before ``t``), by name."""
@@ -77,19 +127,12 @@ class EntityHistory:
         end = bisect.bisect_left(self.times, t)
         for label, window in WINDOWS_MS.items():
             start = bisect.bisect_left(self.times, t - window, 0, end)
-            count, total = end - start, sum(self.cents[start:end])
+            count, total = end - start, self._sum(start, end)
             out[f"{prefix}_count_{label}"] = count
             out[f"{prefix}_sum_{label}"] = total
             out[f"{prefix}_mean_{label}"] = total / count if count else None
-        for (label, half_life), fold in zip(HALF_LIVES_MS.items(), self.folds, strict=True):
-            weight_sum = weighted = 0.0
-            if self.fold_at is not None and self.fold_at < t:
-                factor = 2.0 ** ((self.fold_at - t) / half_life)
-                weight_sum, weighted = fold[0] * factor, fold[1] * factor
-            for time_ms, cents in zip(self.times[:end], self.cents[:end], strict=True):
-                weight = 2.0 ** ((time_ms - t) / half_life)
-                weight_sum += weight
-                weighted += cents * weight
+        for n, label in enumerate(HALF_LIVES_MS):
+            weight_sum, weighted = self._decayed(n, end, t)
             out[f"{prefix}_count_hl{label}"] = weight_sum
             out[f"{prefix}_sum_hl{label}"] = weighted
             out[f"{prefix}_mean_hl{label}"] = weighted / weight_sum if weight_sum else None
