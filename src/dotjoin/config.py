@@ -104,8 +104,18 @@ class BusSettings(_Section):
 
 
 class RedisSettings(_Section):
+    """The stack's Redis; ``password`` is generated into ``.dotjoin/secrets.toml`` by ``services up``."""
+
     host: str = "127.0.0.1"
     port: int = 6379
+    password: SecretStr | None = None
+
+
+class FeaturesSettings(_Section):
+    """The feature store's online store: SQLite locally, Redis in the stack."""
+
+    online: Literal["sqlite", "redis"] = "sqlite"
+    online_path: str = "online.sqlite"  # the SQLite file, relative to state_dir
 
 
 class ServicesSettings(_Section):
@@ -200,6 +210,7 @@ class Settings(_Section):
     objectstore: ObjectStoreSettings = ObjectStoreSettings()
     bus: BusSettings = BusSettings()
     redis: RedisSettings = RedisSettings()
+    features: FeaturesSettings = FeaturesSettings()
     services: ServicesSettings = ServicesSettings()
     web: WebSettings = WebSettings()
     ingest: IngestSettings = IngestSettings()
@@ -228,6 +239,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "warehouse": {"type": "postgres"},
         "lake": {"catalog": "postgres", "root": "s3://dotjoin/lake"},
         "bus": {"type": "kafka"},
+        "features": {"online": "redis"},
     },
 }
 

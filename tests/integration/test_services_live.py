@@ -57,7 +57,14 @@ def test_the_superuser_cannot_log_in_over_tcp(postgres: Settings) -> None:
 @pytest.mark.redis
 def test_redis_answers_ping(redis_service: Settings) -> None:
     redis = pytest.importorskip("redis")
-    client = redis.Redis(host=redis_service.redis.host, port=redis_service.redis.port, socket_timeout=5)
+    host, port = redis_service.redis.host, redis_service.redis.port
+    anonymous = redis.Redis(host=host, port=port, socket_timeout=5)
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        anonymous.ping()  # password-protected
+    anonymous.close()
+    client = redis.Redis(
+        host=host, port=port, password=RedisService(redis_service).password, socket_timeout=5
+    )
     try:
         assert client.ping() is True
     finally:

@@ -223,8 +223,9 @@ def test_kafka_and_redis_configs_follow_the_settings(tmp_path: Path) -> None:
     for line in ("offsets.topic.replication.factor=1", "transaction.state.log.min.isr=1", "num.partitions=4",
                  "group.initial.rebalance.delay.ms=0", f"log.dirs={tmp_path}"):  # fmt: skip
         assert line in props.splitlines()
-    redis = render_redis_conf(host="127.0.0.1", port=6380, data_dir=tmp_path)
+    redis = render_redis_conf(host="127.0.0.1", port=6380, data_dir=tmp_path, password="s3cret")
     assert "bind 127.0.0.1" in redis and "port 6380" in redis and "daemonize no" in redis
+    assert "requirepass s3cret" in redis
 
 
 def test_kafka_cluster_ids_are_kafka_uuids() -> None:

@@ -1,4 +1,5 @@
-"""``dotjoin features list|backfill|parity``: the feature store's definitions and its two computations."""
+"""``dotjoin features list|backfill|parity|stream|get``: the feature store's definitions, its two
+computations, and the online store."""
 
 from __future__ import annotations
 
@@ -111,3 +112,78 @@ def _parity_summary(report: RunReport) -> str:
         f"{report.metrics.get('max_decay_relative_diff', 0):.1e} relative); {m.get('late_affected', 0):,} "
         f"missed a late payment, {m.get('late_differing', 0):,} of them differ from the as-happened backfill"
     )
+
+
+@app.command()
+def stream(
+    fx: Annotated[
+        Path | None, typer.Option("--fx", help="Exchange rates (CSV: currency,units_per_usd); default: none.")
+    ] = None,
+    group: Annotated[str, typer.Option("--group", help="Consumer group.")] = "dotjoin-features",
+    idle_exit: Annotated[
+        float, typer.Option("--idle-exit", help="Stop after this many idle seconds (0: run until stopped).")
+    ] = 10.0,
+    output: OutputOption = "table",
+) -> None:
+    """Consume the payments topic into the online store (SQLite locally, Redis in the stack profile):
+    every card's and merchant's state, exactly once.
+
+    Example: dotjoin payments simulate --out pay --duration 60 --to-bus && dotjoin features stream
+    --fx pay/fx_rates.csv
+    """
+    from dotjoin.cli.payments import _settings
+    from dotjoin.pipelines.features.stream import run_stream
+    from dotjoin.pipelines.payments.history import read_usd_rates
+
+    rates = read_usd_rates(fx) if fx is not None else {}
+    report = run_stream(_settings(), usd_rates=rates, group=group, idle_exit=idle_exit or None)
+    emit_report(report, output, _stream_summary)
+
+
+def _stream_summary(report: RunReport) -> str:
+    c = report.counts
+    return (
+        f"{c.get('output', 0):,} payments into the online store in {report.metrics.get('seconds', 0):.1f} s; "
+        f"{c.get('duplicates', 0):,} duplicates, {c.get('quarantined', 0):,} quarantined"
+    )
+
+
+@app.command()
+def get(
+    card: Annotated[str, typer.Option("--card", help="Card id.")],
+    merchant: Annotated[str, typer.Option("--merchant", help="Merchant id.")],
+    at: Annotated[
+        str | None, typer.Option("--at", help="As of this time (ISO 8601, UTC; epoch ms also); default: now.")
+    ] = None,
+    output: OutputOption = "table",
+) -> None:
+    """Every feature of a card and a merchant as of a time, from the online store (what scoring reads).
+
+    Example: dotjoin features get --card card-000042 --merchant merch-0007 --at 2026-01-01T00:30:00
+    """
+    from dotjoin.cli.payments import _settings
+    from dotjoin.pipelines.features.store import OnlineStore
+    from dotjoin.pipelines.features.stream import NAMESPACE
+    from dotjoin.platform.kv import open_kv
+
+    t = _epoch_ms(at)
+    with open_kv(_settings(), NAMESPACE) as kv:
+        values = OnlineStore(kv).features_at(card_id=card, merchant_id=merchant, t=t)
+    rows = [{"feature": name, "value": value} for name, value in values.items()]
+    emit_rows(rows, output=output, title=f"card {card}, merchant {merchant} as of {t} ms", json_data=values)
+
+
+def _epoch_ms(at: str | None) -> int:
+    from datetime import UTC, datetime
+
+    if at is None:
+        return int(datetime.now(UTC).timestamp() * 1000)
+    if at.isdigit():
+        return int(at)
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{at!r} is not an ISO 8601 time or epoch milliseconds", param_hint="--at"
+        ) from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)

@@ -1,6 +1,8 @@
 """Redis from the Debian ``redis-server`` package, on 127.0.0.1, data in ``<services dir>/redis/data``.
 
-Probed with a raw RESP ``PING`` / ``INFO server`` over a socket, so status needs no Python client.
+Password-protected (``requirepass``; the password is generated into ``.dotjoin/secrets.toml`` like the
+other services' credentials, the config file is private to its owner). Probed with a raw RESP ``AUTH`` /
+``PING`` / ``INFO server`` over a socket, so status needs no Python client.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ from typing import ClassVar
 
 from dotjoin.services import process
 from dotjoin.services.base import Service
+from dotjoin.services.secretfile import ensure_secret
 
 logger = logging.getLogger(__name__)
 
 APT_HINT = "apt-get install redis-server"
 
 
-def render_conf(*, host: str, port: int, data_dir: Path) -> str:
+def render_conf(*, host: str, port: int, data_dir: Path, password: str) -> str:
     """``redis.conf``; rewritten on every ``up``. Logs go to stdout, which we append to redis.log."""
     return f"""# Written by `dotjoin services up`; edits are overwritten.
 bind {host}
 port {port}
+requirepass {password}
 protected-mode yes
 daemonize no
 supervised no
@@ -36,29 +40,40 @@ maxmemory-policy noeviction
 """
 
 
-def redis_command(host: str, port: int, *args: str, timeout: float = 2.0) -> str:
-    """Send one command and return the reply's text (simple string or bulk string)."""
-    payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(payload.encode())
-        reply = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
+def _reply(sock: socket.socket) -> str:
+    """One RESP reply (simple string, error or bulk string) as text; an error raises."""
+    reply = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+        if reply.startswith((b"+", b"-")) and reply.endswith(b"\r\n"):
+            break
+        if reply.startswith(b"$"):
+            header, _, body = reply.partition(b"\r\n")
+            if len(body) >= int(header[1:]) + 2:
                 break
-            reply += chunk
-            if reply.startswith((b"+", b"-")) and reply.endswith(b"\r\n"):
-                break
-            if reply.startswith(b"$"):
-                header, _, body = reply.partition(b"\r\n")
-                if len(body) >= int(header[1:]) + 2:
-                    break
     text = reply.decode(errors="replace")
     if text.startswith("-"):
         raise ConnectionError(f"redis replied {text.strip()}")
     if text.startswith("$"):
         return text.partition("\r\n")[2].rstrip("\r\n")
     return text[1:].strip()
+
+
+def redis_command(host: str, port: int, *args: str, password: str | None = None, timeout: float = 2.0) -> str:
+    """Send one command (after ``AUTH`` with ``password``) and return the reply's text."""
+
+    def encode(words: tuple[str, ...]) -> bytes:
+        return (f"*{len(words)}\r\n" + "".join(f"${len(w.encode())}\r\n{w}\r\n" for w in words)).encode()
+
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        if password:
+            sock.sendall(encode(("AUTH", password)))
+            _reply(sock)
+        sock.sendall(encode(args))
+        return _reply(sock)
 
 
 class RedisService(Service):
@@ -77,21 +92,30 @@ class RedisService(Service):
     def conf_file(self) -> Path:
         return self.home / "redis.conf"
 
+    @property
+    def password(self) -> str:
+        current = self.settings.redis.password
+        value = current.get_secret_value() if current else None
+        return ensure_secret(self.settings.state_dir, "redis", "password", value)
+
     def check_prerequisites(self) -> None:
         process.require_binary("redis-server", APT_HINT)
 
     def install(self) -> None:
         data_dir = self.home / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.conf_file.write_text(render_conf(host=self.host, port=self.port, data_dir=data_dir))
+        conf = render_conf(host=self.host, port=self.port, data_dir=data_dir, password=self.password)
+        self.conf_file.touch(mode=0o600)
+        self.conf_file.chmod(0o600)  # it holds the password
+        self.conf_file.write_text(conf)
 
     def command(self) -> list[str]:
         return [process.require_binary("redis-server", APT_HINT), str(self.conf_file)]
 
     def probe(self) -> str:
-        if redis_command(self.host, self.port, "PING") != "PONG":
+        if redis_command(self.host, self.port, "PING", password=self.password) != "PONG":
             raise ConnectionError("no PONG")
-        info = redis_command(self.host, self.port, "INFO", "server")
+        info = redis_command(self.host, self.port, "INFO", "server", password=self.password)
         for line in info.splitlines():
             if line.startswith("redis_version:"):
                 return line.partition(":")[2].strip()

@@ -35,3 +35,13 @@ def test_list_backfill_and_parity_of_a_simulated_stream(tmp_path: Path) -> None:
 
     missing = dotjoin("features", "parity", "nope.jsonl", cwd=tmp_path)
     assert missing.returncode == 1 and "nope.jsonl" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_get_reads_the_online_store_and_names_a_bad_time(tmp_path: Path) -> None:
+    got = dotjoin("features", "get", "--card", "c1", "--merchant", "m1", "--at", "2026-01-01T00:00:00",
+                  "-o", "json", cwd=tmp_path)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    values = json.loads(got.stdout)
+    assert values["card_count_7d"] == 0 and values["merchant_mean_hl1h"] is None  # nothing streamed yet
+    bad = dotjoin("features", "get", "--card", "c1", "--merchant", "m1", "--at", "yesterday", cwd=tmp_path)
+    assert bad.returncode == 2 and "--at" in bad.stderr and "Traceback" not in bad.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from dotjoin.config import Settings
 from dotjoin.pipelines.features.backfill import backfill
 from dotjoin.pipelines.features.definitions import DAY_MS, DECAY_TOLERANCE, FEATURES, HOUR_MS, MINUTE_MS
 from dotjoin.pipelines.features.online import KEEP_MS, OnlineFeatures
@@ -177,3 +178,41 @@ def test_parity_on_the_simulated_payments_stream(tmp_path: Path) -> None:
     assert report.duplicates > 0 and report.late_affected > 0 and report.late_differing > 0
     assert report.payments == report.points + report.duplicates
     assert report.points == report.agreeing + report.mismatched
+
+
+def test_the_stream_job_fills_the_online_store_exactly_once(local_settings: Settings, tmp_path: Path) -> None:
+    # The simulator's stream on the embedded bus → `features stream` → the SQLite online store; then every
+    # card's and merchant's features as of after the stream equal the backfill of the recorded messages.
+    # A second run under a new group re-reads every message and applies none (the stored offsets).
+    from dotjoin.pipelines.features.backfill import as_tables, distinct_rows
+    from dotjoin.pipelines.features.store import OnlineStore
+    from dotjoin.pipelines.features.stream import NAMESPACE, run_stream
+    from dotjoin.pipelines.payments.history import read_recorded, read_usd_rates
+    from dotjoin.platform.bus import open_bus
+    from dotjoin.platform.kv import open_kv
+    from dotjoin.simulate.payments.output import produce, write_fx_rates, write_log
+    from dotjoin.simulate.payments.stream import generate
+
+    sim = generate(seed=4, eps=40, duration_s=90, start=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    write_log(sim, tmp_path)
+    rates = read_usd_rates(write_fx_rates(tmp_path / "fx.csv"))
+    with open_bus(local_settings).producer() as producer:
+        produce(sim, producer, eps=0)
+    first = run_stream(local_settings, usd_rates=rates, idle_exit=1.0)
+    assert first.status == "succeeded", [c for c in first.checks if not c.passed]
+    assert first.counts["quarantined"] > 0 and first.counts["duplicates"] > 0
+
+    ids, rows, _ = distinct_rows(read_recorded(tmp_path / "events.jsonl").payments, rates)
+    assert first.counts["output"] == len(rows)
+    end = max(r[2] for r in rows) + 1
+    pairs = sorted({(r[0], r[1]) for r in rows})[:300]
+    at = [(card, merchant, end) for card, merchant in pairs]
+    truth = backfill(as_tables(ids, rows)[0], points(at))
+    with open_kv(local_settings, NAMESPACE) as kv:
+        store = OnlineStore(kv)
+        for (card, merchant, t), expected in zip(at, truth.to_pylist(), strict=True):
+            got = store.features_at(card_id=card, merchant_id=merchant, t=t)
+            assert agree(got, {k: v for k, v in expected.items() if k != "point_id"}) == [], (card, merchant)
+
+    again = run_stream(local_settings, usd_rates=rates, group="another", idle_exit=1.0)
+    assert again.counts["output"] == 0 and again.counts["duplicates"] == again.counts["input"] > 0

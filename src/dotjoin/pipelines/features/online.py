@@ -59,7 +59,7 @@ class _Decayed:
 class EntityHistory:
     """One entity's payments: the recent ones listed (with running sums), all of them decayed."""
 
-    __slots__ = ("base", "cents", "everything", "folded", "running", "times")
+    __slots__ = ("base", "cents", "everything", "folded", "recent_ids", "running", "times")
 
     def __init__(self) -> None:
         self.times: list[int] = []
@@ -68,6 +68,17 @@ class EntityHistory:
         self.base = 0
         self.everything = _Decayed()  # every payment: the decayed features in O(1)
         self.folded = _Decayed()  # the payments no longer listed: for the exact slow path
+        self.recent_ids: dict[str, int] = {}  # event id -> time, within LATENESS_MS of the newest (dedupe)
+
+    def seen(self, event_id: str, time_ms: int) -> bool:
+        """Whether ``event_id`` was seen here lately (a duplicate message); remembers it if not."""
+        if event_id in self.recent_ids:
+            return True
+        self.recent_ids[event_id] = time_ms
+        newest = max(time_ms, self.times[-1] if self.times else time_ms)
+        if len(self.recent_ids) > 64:  # prune now and then, not on every payment
+            self.recent_ids = {i: t for i, t in self.recent_ids.items() if t >= newest - LATENESS_MS}
+        return False
 
     def add(self, time_ms: int, cents: int) -> None:
         """Add one payment (in time order among the listed ones, whenever it arrives)."""
