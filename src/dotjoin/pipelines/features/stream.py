@@ -35,13 +35,14 @@ def run_stream(
     batch_size: int = 5_000,
     idle_exit: float | None = 10.0,
     max_seconds: float | None = None,
+    namespace: str = NAMESPACE,
 ) -> Any:
-    """Consume ``topic`` into the online store until it is idle ``idle_exit`` seconds (None: forever) or
-    ``max_seconds`` passed; the run report reconciles every message."""
-    params = {"topic": topic, "group": group, "batch_size": batch_size}
+    """Consume ``topic`` into the online store (its keys under ``namespace``) until it is idle ``idle_exit``
+    seconds (None: forever) or ``max_seconds`` passed; the run report reconciles every message."""
+    params = {"topic": topic, "group": group, "batch_size": batch_size, "namespace": namespace}
     with (
         start_run("features_stream", settings, params=params) as run,
-        open_kv(settings, NAMESPACE) as kv,
+        open_kv(settings, namespace) as kv,
         open_bus(settings).consumer(group, [topic]) as consumer,
     ):
         store = OnlineStore(kv)
