@@ -156,6 +156,19 @@ def _cdc(settings: Settings, scratch: Path) -> RunReport:
     return replay(settings, EVENTS, journal=JOURNAL)
 
 
+def _features(settings: Settings, scratch: Path) -> RunReport:
+    """Two minutes of the payments stream: the streaming state against the backfill as known, every point."""
+    from datetime import UTC, datetime
+
+    from dotjoin.pipelines.features.pipeline import run_parity
+    from dotjoin.simulate.payments.output import EVENTS_FILE, FX_FILE, write_log
+    from dotjoin.simulate.payments.stream import generate
+
+    stream = scratch / "features"
+    write_log(generate(seed=8, eps=100, duration_s=120, start=datetime(2026, 11, 3, tzinfo=UTC)), stream)
+    return run_parity(settings, stream / EVENTS_FILE, fx=stream / FX_FILE)
+
+
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("selfcheck", "bus -> warehouse -> lake round trip", _selfcheck),
     DemoStep(
@@ -171,4 +184,5 @@ DEMO_STEPS: list[DemoStep] = [
         _payments,
     ),
     DemoStep("cdc_replay", "a recorded Debezium stream -> Iceberg change logs, current state + SCD2", _cdc),
+    DemoStep("features_parity", "payments stream (12,000 events) -> 36 features online = offline", _features),
 ]
