@@ -116,6 +116,7 @@ class FeaturesSettings(_Section):
 
     online: Literal["sqlite", "redis"] = "sqlite"
     online_path: str = "online.sqlite"  # the SQLite file, relative to state_dir
+    mlflow_uri: str = ""  # MLflow tracking + registry; empty: sqlite:///<state_dir>/mlflow.db
 
 
 class ServicesSettings(_Section):

@@ -187,3 +187,54 @@ def _epoch_ms(at: str | None) -> int:
             f"{at!r} is not an ISO 8601 time or epoch milliseconds", param_hint="--at"
         ) from None
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+@app.command()
+def train(
+    events: HistoryArgument,
+    labels: Annotated[Path, typer.Option("--labels", help="Labels file (JSON lines: event_id, typology).")],
+    fx: FxOption = None,
+    folds: Annotated[int, typer.Option("--folds", min=1, help="Walk-forward backtest folds.")] = 4,
+    output: OutputOption = "table",
+) -> None:
+    """Train the fraud model on point-in-time features (as known at each payment's arrival), backtest it
+    walk-forward in time, and register it in MLflow with its metrics and the dataset's fingerprint.
+
+    Example: dotjoin features train data/pay/events.jsonl --labels data/pay/labels.jsonl
+    """
+    from dotjoin.cli.payments import _settings
+    from dotjoin.pipelines.features.train import run_train
+
+    report = run_train(_settings(), events, labels, fx=_fx(events, fx), folds=folds)
+    emit_report(report, output, _train_summary)
+
+
+def _train_summary(report: RunReport) -> str:
+    p, m = report.params, report.metrics
+    aucs = ", ".join(f"{v:.3f}" for k, v in sorted(m.items()) if k.endswith("_auc"))
+    return (f"{p.get('model')} version {p.get('version')} registered (MLflow run {p.get('run_id')}); "
+            f"backtest AUC per fold {aucs}; worst {m.get('backtest_auc_min', 0):.3f}")  # fmt: skip
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="The model version to make the champion.")],
+    min_auc: Annotated[
+        float, typer.Option("--min-auc", help="Gate: the backtest's worst fold AUC must reach this.")
+    ] = 0.7,
+    output: OutputOption = "table",
+) -> None:
+    """Point the model's `champion` alias at VERSION, if its backtest passed the gate (else exit 1).
+
+    Example: dotjoin features promote 3 --min-auc 0.75
+    """
+    from dotjoin.cli.output import emit_json
+    from dotjoin.cli.payments import _settings
+    from dotjoin.pipelines.features.train import promote as promote_version
+
+    done = promote_version(_settings(), version, min_auc=min_auc)
+    if output == "json":
+        emit_json(done)
+        return
+    typer.echo(f"{done['model']} version {done['version']} is the {done['alias']} "
+               f"(backtest worst fold AUC {done['backtest_auc_min']:.3f} >= {min_auc})")  # fmt: skip
