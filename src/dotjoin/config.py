@@ -117,6 +117,10 @@ class FeaturesSettings(_Section):
     online: Literal["sqlite", "redis"] = "sqlite"
     online_path: str = "online.sqlite"  # the SQLite file, relative to state_dir
     mlflow_uri: str = ""  # MLflow tracking + registry; empty: sqlite:///<state_dir>/mlflow.db
+    decision_threshold: float = 0.5  # a score at or above it: "review"
+    score_rate_per_s: float = 1000.0  # each API key's sustained rate on POST /score
+    score_burst: int = 2000  # and its burst
+    champion_recheck_s: float = 10.0  # how often scoring looks the champion alias up again
 
 
 class ServicesSettings(_Section):

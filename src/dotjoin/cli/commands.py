@@ -1,4 +1,4 @@
-"""Top-level commands: ``sql``, ``serve``, ``demo``."""
+"""Top-level commands: ``sql``, ``serve``, ``demo``, ``keys``."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default from [web] host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from [web] port).")] = None,
 ) -> None:
-    """Serve the web app: run history, row accounting, and /metrics for Prometheus.
+    """Serve the web app: run history, row accounting, /metrics for Prometheus, and POST /score (an API
+    key from `dotjoin keys add`; the OpenAPI schema at /api/openapi.json).
 
     Example: dotjoin serve --port 8000   (then open http://127.0.0.1:8000)
     """
@@ -129,7 +130,34 @@ def demo(output: OutputOption = "table") -> None:
         raise typer.Exit(1)
 
 
+keys_app = typer.Typer(
+    help="API keys of the HTTP APIs (stored hashed; a key is shown once).\n\n"
+    "Example: dotjoin keys add fraud-service --scope score",
+    no_args_is_help=True,
+)
+
+
+@keys_app.command("add")
+def add_key(
+    name: Annotated[str, typer.Argument(help="Who the key is for (adding a name again replaces its key).")],
+    scope: Annotated[list[str], typer.Option("--scope", help="What it may do (repeatable): score.")],
+) -> None:
+    """Make an API key and print it once (only its SHA-256 is kept, in <state_dir>/api_keys.json).
+
+    Example: dotjoin keys add fraud-service --scope score
+    """
+    from dotjoin.cli.main import STATE
+    from dotjoin.platform.api_keys import KeyRing
+
+    known = {"score"}
+    if unknown := sorted(set(scope) - known):
+        raise typer.BadParameter(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+                                 param_hint="--scope")  # fmt: skip
+    typer.echo(KeyRing(STATE.settings.state_dir).add(name, tuple(sorted(set(scope)))))
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")
     app.command()(sql)
     app.command()(serve)
     app.command()(demo)

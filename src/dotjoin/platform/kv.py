@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -52,6 +53,7 @@ class SqliteStore(KeyValueStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.prefix = namespace + ":"
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()  # one connection, shared by a web server's threads: one at a time
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
 
@@ -60,18 +62,22 @@ class SqliteStore(KeyValueStore):
             return []
         names = [self.prefix + k for k in keys]
         marks = ",".join("?" * len(names))
-        found = dict(self._db.execute(f"SELECT key, value FROM kv WHERE key IN ({marks})", names).fetchall())
+        with self._lock:
+            found = dict(
+                self._db.execute(f"SELECT key, value FROM kv WHERE key IN ({marks})", names).fetchall()
+            )
         return [found.get(n) for n in names]
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
         rows = [(self.prefix + k, v) for k, v in items.items()]
-        self._db.execute("BEGIN")
-        try:
-            self._db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         self._db.close()

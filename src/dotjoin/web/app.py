@@ -7,6 +7,7 @@ Routes:
 - ``GET /api/runs``, ``GET /api/runs/{run_id}``: the reports as stored, as JSON.
 - ``GET /metrics``: Prometheus exposition built from the reports (:mod:`dotjoin.web.metrics`).
 - ``GET /healthz``: liveness.
+- ``POST /score``: a transaction's fraud score (API key, rate limit: :mod:`dotjoin.web.score`).
 
 Everything is rendered server-side from ``<state_dir>/runs/*.json`` on each request; pages need no
 JavaScript and load nothing from outside the app (one local stylesheet), so they work offline.
@@ -42,13 +43,14 @@ from dotjoin.platform.runs.store import RunStore
 from dotjoin.web import filters
 from dotjoin.web.chart import ACCOUNTED_KINDS, accounting_chart
 from dotjoin.web.metrics import CONTENT_TYPE_LATEST, metrics_registry, render_metrics
+from dotjoin.web.score import score_router
 from dotjoin.web.series import line_chart
 
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
-JSON_PREFIXES = ("/api/", "/healthz", "/metrics")
+JSON_PREFIXES = ("/api/", "/healthz", "/metrics", "/score")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -209,6 +211,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)  # for load balancers
+    app.include_router(score_router(settings, registry))
 
     return app
 

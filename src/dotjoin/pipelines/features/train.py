@@ -19,6 +19,7 @@ import hashlib
 import io
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "dotjoin-payments-features"
 CHAMPION = "champion"
+REFERENCE_ARTIFACT = "reference.json"
 GATE_METRIC = "backtest_auc_min"
 PARAMS = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "random_state": 0}
 # skops (MLflow's safe sklearn format) refuses types it cannot vet; this one is ours, trained here
@@ -80,6 +82,17 @@ def training_set(events: Path, labels: Path, fx: Path | None) -> TrainingSet:
     )
 
 
+def reference_values(data: TrainingSet) -> dict[str, float]:
+    """Each feature's median over the training set (where it has a value): what an explanation replaces
+    a feature with to see how much the score moves."""
+    x = data.matrix()
+    out = {}
+    for n, feature in enumerate(FEATURES):
+        present = x[:, n][~np.isnan(x[:, n])]
+        out[feature.name] = float(np.median(present)) if present.size else 0.0
+    return out
+
+
 @dataclass
 class Backtest:
     folds: list[dict[str, Any]] = field(default_factory=list)  # per fold: slice bounds, rows, AUC, p@k
@@ -117,9 +130,14 @@ def backtest(data: TrainingSet, *, folds: int = 4, k: int = 50) -> Backtest:
     return result
 
 
-def _mlflow(settings: Settings) -> Any:
+def open_mlflow(settings: Settings) -> Any:
+    """The ``mlflow`` module, pointed at ``[features] mlflow_uri`` (tracking and registry)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no calls home from a data platform
-    import mlflow
+    with warnings.catch_warnings():  # its own modules warn about their own type hints on import
+        warnings.filterwarnings("ignore", message=".*type hint is inferred as AnyType", category=UserWarning)
+        import mlflow
+        import mlflow.pyfunc
+        import mlflow.sklearn
 
     uri = settings.features.mlflow_uri or f"sqlite:///{settings.resolve('mlflow.db')}"
     mlflow.set_tracking_uri(uri)
@@ -131,7 +149,7 @@ def train_and_register(
     settings: Settings, data: TrainingSet, tested: Backtest, *, source: str
 ) -> dict[str, Any]:
     """Train on everything, log the run and register a new model version; what was logged."""
-    mlflow = _mlflow(settings)
+    mlflow = open_mlflow(settings)
     artifacts = settings.resolve("mlartifacts")
     if mlflow.get_experiment_by_name(MODEL_NAME) is None:
         mlflow.create_experiment(MODEL_NAME, artifact_location=artifacts.as_uri())
@@ -147,9 +165,11 @@ def train_and_register(
                 if name.startswith(("auc", "precision")) and value is not None:
                     mlflow.log_metric(f"backtest_{name}", value, step=fold["fold"])
         mlflow.log_metric(GATE_METRIC, tested.auc_min)
-        info = mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=MODEL_NAME, skops_trusted_types=TRUSTED_TYPES
-        )
+        mlflow.log_dict(reference_values(data), REFERENCE_ARTIFACT)
+        sample = data.matrix()[:5]
+        signature = mlflow.models.infer_signature(sample, model.predict_proba(sample))
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=MODEL_NAME,
+                                        skops_trusted_types=TRUSTED_TYPES, signature=signature)  # fmt: skip
     version = str(info.registered_model_version)
     return {"run_id": run.info.run_id, "model": MODEL_NAME, "version": version, "dataset_sha256": fingerprint,
             GATE_METRIC: tested.auc_min}  # fmt: skip
@@ -162,7 +182,7 @@ def promote(settings: Settings, version: str, *, min_auc: float) -> dict[str, An
         NotFoundError: no such version.
         TerminalError: the version failed the gate (the alias is left where it was).
     """
-    mlflow = _mlflow(settings)
+    mlflow = open_mlflow(settings)
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
