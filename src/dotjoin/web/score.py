@@ -82,6 +82,7 @@ def score_router(settings: Settings, registry: CollectorRegistry) -> APIRouter:
     seconds = Histogram("dotjoin_score_seconds", "POST /score time by stage.", ["stage"], registry=registry,
                         buckets=_BUCKETS)  # fmt: skip
     holder: dict[str, Any] = {}
+    building = threading.Lock()  # the first requests arrive together: one of them builds the scorer
     router = APIRouter(tags=["scoring"])
 
     def authorised(presented: str | None) -> ApiKey:
@@ -101,9 +102,11 @@ def score_router(settings: Settings, registry: CollectorRegistry) -> APIRouter:
 
     def scorer() -> Any:
         if "scorer" not in holder:
-            from dotjoin.pipelines.features.scoring import Scorer
+            with building:
+                if "scorer" not in holder:
+                    from dotjoin.pipelines.features.scoring import Scorer
 
-            holder["scorer"] = Scorer(settings)
+                    holder["scorer"] = Scorer(settings)
         return holder["scorer"]
 
     @router.post(

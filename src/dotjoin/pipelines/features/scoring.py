@@ -10,6 +10,7 @@ the decision (``review`` at or above the threshold, else ``approve``), the featu
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from dotjoin.pipelines.features.store import OnlineStore
 from dotjoin.pipelines.features.stream import NAMESPACE
 from dotjoin.pipelines.features.train import CHAMPION, MODEL_NAME, REFERENCE_ARTIFACT, open_mlflow
 from dotjoin.platform.kv import KeyValueStore, open_kv
+
+logger = logging.getLogger(__name__)
 
 
 class NoChampionError(ServiceUnavailableError):
@@ -80,9 +83,18 @@ class Scorer:
             raise NoChampionError(f"{exc}; train one and `dotjoin features promote VERSION`") from None
         if current is not None and current.version == str(found.version):
             return current
-        model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{found.version}")
-        reference = mlflow.artifacts.load_dict(f"runs:/{found.run_id}/{REFERENCE_ARTIFACT}")
-        return _Champion(str(found.version), model, np.asarray([reference[f.name] for f in FEATURES]))
+        try:
+            model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{found.version}")
+            reference = mlflow.artifacts.load_dict(f"runs:/{found.run_id}/{REFERENCE_ARTIFACT}")
+            medians = np.asarray([reference[f.name] for f in FEATURES])
+        except Exception as exc:  # an unloadable version: keep serving the last good one, if any
+            if current is not None:
+                logger.error("champion version %s does not load (%s); still serving %s", found.version, exc,
+                             current.version)  # fmt: skip
+                return current
+            raise NoChampionError(f"version {found.version} does not load: {exc}") from None
+        logger.info("serving %s version %s", MODEL_NAME, found.version)
+        return _Champion(str(found.version), model, medians)
 
     def score(self, *, card_id: str, merchant_id: str, t: int, top: int = 3) -> Scored:
         started = time.perf_counter()

@@ -1,0 +1,184 @@
+"""POST /score end to end at a fixed request rate, against `mlflow models serve` scoring the same model.
+
+Setup (not timed): a simulated payments stream → `features stream` into the online store → `features
+train` → promote → an API key; then `dotjoin serve` and `mlflow models serve` (the champion, MLflow's own
+scoring server) run as processes on loopback. Both get the same open-loop load — requests sent at
+``--rps`` on a fixed schedule for ``--seconds``, each timed from its scheduled send to its response, so a
+slow server's queueing counts — from one asyncio client. dotjoin's requests fetch the card's and
+merchant's features from the online store and score them; MLflow's carry the same feature vectors
+(fetched beforehand), so its figure is the model stage alone. Not yet here: Feast's feature server, the
+issue's feature-fetch baseline.
+
+Usage: .venv/bin/python benchmarks/score.py [--rps 500] [--seconds 20] [--online sqlite|redis]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise SystemExit(f"{url} did not answer in {timeout:.0f} s")
+
+
+def setup(state: Path, env: dict[str, str]) -> tuple[str, list[dict[str, Any]], list[list[float | None]]]:
+    """Stream, online store, champion and key; the requests and their feature vectors."""
+    from dotjoin.config import load_settings
+    from dotjoin.pipelines.features.definitions import FEATURES
+    from dotjoin.pipelines.features.store import OnlineStore
+    from dotjoin.pipelines.features.stream import NAMESPACE, run_stream
+    from dotjoin.pipelines.features.train import backtest, promote, train_and_register, training_set
+    from dotjoin.pipelines.payments.history import read_recorded, read_usd_rates
+    from dotjoin.platform.api_keys import KeyRing
+    from dotjoin.platform.bus import open_bus
+    from dotjoin.platform.kv import open_kv
+    from dotjoin.simulate.payments.output import produce, write_fx_rates, write_log
+    from dotjoin.simulate.payments.stream import generate
+
+    settings = load_settings(profile="local", cwd=state, env=env)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    sim = generate(seed=21, eps=200, duration_s=300, start=start, fraud_rate=0.02)
+    write_log(sim, state / "pay")
+    fx = write_fx_rates(state / "pay" / "fx.csv")
+    with open_bus(settings).producer() as producer:
+        produce(sim, producer, eps=0)
+    run_stream(settings, usd_rates=read_usd_rates(fx), idle_exit=2.0)
+    data = training_set(state / "pay" / "events.jsonl", state / "pay" / "labels.jsonl", fx)
+    promote(settings, train_and_register(settings, data, backtest(data, folds=2), source="bench")["version"],
+            min_auc=0.0)  # fmt: skip
+    key = KeyRing(settings.state_dir).add("bench", ("score",))
+    payments = read_recorded(state / "pay" / "events.jsonl").payments[::7][:5_000]
+    at = start + dt.timedelta(seconds=301)
+    now = int(at.timestamp() * 1000)
+    requests = [{"event_id": p.event_id, "card_id": p.card_id, "merchant_id": p.merchant_id, "amount": p.amount,
+                 "currency": p.currency, "event_time": at.isoformat()} for p in payments]  # fmt: skip
+    with open_kv(settings, NAMESPACE) as kv:
+        store = OnlineStore(kv)
+        vectors = [list(store.features_at(card_id=r["card_id"], merchant_id=r["merchant_id"], t=now).values())
+                   for r in requests]  # fmt: skip
+    assert len(vectors[0]) == len(FEATURES)
+    return key, requests, vectors
+
+
+async def load(
+    url: str, bodies: list[Any], headers: dict[str, str], rps: float, seconds: float
+) -> list[float]:
+    """Open loop: request n is due at n / rps; its latency runs from then to its response. A fixed set of
+    workers takes the requests in order (all of them at once would only measure the client's queueing)."""
+    total = int(rps * seconds)
+    latencies: list[float] = []
+    errors = 0
+    queue = iter(range(total))
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30) as client:
+        t0 = time.perf_counter()
+
+        async def worker() -> None:
+            nonlocal errors
+            for n in queue:
+                due = t0 + n / rps
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                response = await client.post(url, json=bodies[n % len(bodies)], headers=headers)
+                errors += response.status_code != 200
+                latencies.append(time.perf_counter() - due)
+
+        await asyncio.gather(*(worker() for _ in range(64)))
+    if errors:
+        print(f"  {errors} of {total} requests failed", flush=True)
+    return latencies
+
+
+def quantiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3  # noqa: E731
+    return {"p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1] * 1e3}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rps", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--online", choices=("sqlite", "redis"), default="sqlite")
+    args = parser.parse_args()
+    env = {"DOTJOIN__FEATURES__SCORE_RATE_PER_S": "100000", "DOTJOIN__FEATURES__SCORE_BURST": "100000",
+           "DOTJOIN__FEATURES__ONLINE": args.online, "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="dotjoin-score-") as tmp:
+        state = Path(tmp)
+        if args.online == "redis":  # the stack's Redis and its password
+            from dotjoin.config import load_settings
+
+            secret = load_settings(profile="stack", cwd=REPO).redis.password
+            env["DOTJOIN__REDIS__PASSWORD"] = secret.get_secret_value() if secret else ""
+        started = time.perf_counter()
+        key, requests, vectors = setup(state, env)
+        print(f"setup {time.perf_counter() - started:.0f} s: {len(requests):,} distinct requests", flush=True)
+        ours, theirs = _free_port(), _free_port()
+        child_env = {**os.environ, **env, "PATH": f"{BIN}:{os.environ['PATH']}",
+                     "MLFLOW_TRACKING_URI": f"sqlite:///{state / '.dotjoin' / 'mlflow.db'}"}  # fmt: skip
+        servers = [
+            subprocess.Popen([str(BIN / "dotjoin"), "-q", "serve", "--port", str(ours)], cwd=state, env=child_env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/dotjoin-payments-features@champion",
+                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(theirs)], cwd=state,
+                             env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        ]  # fmt: skip
+        try:
+            _wait(f"http://127.0.0.1:{ours}/healthz")
+            _wait(f"http://127.0.0.1:{theirs}/ping")
+            warm = asyncio.run(load(f"http://127.0.0.1:{ours}/score", requests, {"X-API-Key": key}, 50, 2))
+            assert warm, "no warm-up responses"
+            results = {}
+            for label, url, bodies, headers in (
+                ("dotjoin POST /score (features + model)", f"http://127.0.0.1:{ours}/score", requests, {"X-API-Key": key}),
+                ("mlflow models serve (model only)", f"http://127.0.0.1:{theirs}/invocations",
+                 [{"inputs": [v]} for v in vectors], {}),
+            ):  # fmt: skip
+                results[label] = quantiles(asyncio.run(load(url, bodies, headers, args.rps, args.seconds)))
+                q = results[label]
+                print(f"  {label}: p50 {q['p50']:.2f} ms, p95 {q['p95']:.2f} ms, p99 {q['p99']:.2f} ms, "
+                      f"max {q['max']:.1f} ms at {args.rps:.0f} requests/s for {args.seconds:.0f} s", flush=True)  # fmt: skip
+            stages = httpx.get(f"http://127.0.0.1:{ours}/metrics").text
+            for line in stages.splitlines():
+                if line.startswith("dotjoin_score_seconds_sum") or line.startswith(
+                    "dotjoin_score_seconds_count"
+                ):
+                    print("  " + line)
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
+    ours_q, theirs_q = results.values()
+    print(f"HEADLINE score: p99 {ours_q['p99']:.2f} ms end to end at {args.rps:.0f}/s ({args.online}); "
+          f"mlflow models serve p99 {theirs_q['p99']:.2f} ms for the model alone: "
+          f"{theirs_q['p99'] / ours_q['p99']:.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
