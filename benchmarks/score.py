@@ -78,8 +78,11 @@ def setup(state: Path, env: dict[str, str]) -> tuple[str, list[dict[str, Any]], 
     payments = read_recorded(state / "pay" / "events.jsonl").payments[::7][:5_000]
     at = start + dt.timedelta(seconds=301)
     now = int(at.timestamp() * 1000)
-    requests = [{"event_id": p.event_id, "card_id": p.card_id, "merchant_id": p.merchant_id, "amount": p.amount,
-                 "currency": p.currency, "event_time": at.isoformat()} for p in payments]  # fmt: skip
+    requests = [
+        {"event_id": p.event_id, "card_id": p.card_id, "merchant_id": p.merchant_id, "amount": p.amount,
+         "currency": p.currency, "event_time": at.isoformat()}
+        for p in payments
+    ]  # fmt: skip
     with open_kv(settings, NAMESPACE) as kv:
         store = OnlineStore(kv)
         vectors = [list(store.features_at(card_id=r["card_id"], merchant_id=r["merchant_id"], t=now).values())
@@ -142,28 +145,45 @@ def main() -> None:
         ours, theirs = _free_port(), _free_port()
         child_env = {**os.environ, **env, "PATH": f"{BIN}:{os.environ['PATH']}",
                      "MLFLOW_TRACKING_URI": f"sqlite:///{state / '.dotjoin' / 'mlflow.db'}"}  # fmt: skip
+        quiet: dict[str, Any] = {"cwd": state, "env": child_env, "stdout": subprocess.DEVNULL,
+                                 "stderr": subprocess.DEVNULL}  # fmt: skip
+        champion = "models:/dotjoin-payments-features@champion"
         servers = [
-            subprocess.Popen([str(BIN / "dotjoin"), "-q", "serve", "--port", str(ours)], cwd=state, env=child_env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/dotjoin-payments-features@champion",
-                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(theirs)], cwd=state,
-                             env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        ]  # fmt: skip
+            subprocess.Popen([str(BIN / "dotjoin"), "-q", "serve", "--port", str(ours)], **quiet),
+            subprocess.Popen(
+                [
+                    str(BIN / "mlflow"),
+                    "models",
+                    "serve",
+                    "-m",
+                    champion,
+                    "--env-manager",
+                    "local",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(theirs),
+                ],
+                **quiet,
+            ),
+        ]
         try:
             _wait(f"http://127.0.0.1:{ours}/healthz")
             _wait(f"http://127.0.0.1:{theirs}/ping")
             warm = asyncio.run(load(f"http://127.0.0.1:{ours}/score", requests, {"X-API-Key": key}, 50, 2))
             assert warm, "no warm-up responses"
             results = {}
-            for label, url, bodies, headers in (
-                ("dotjoin POST /score (features + model)", f"http://127.0.0.1:{ours}/score", requests, {"X-API-Key": key}),
+            contenders = [
+                ("dotjoin POST /score (features + model)", f"http://127.0.0.1:{ours}/score", requests,
+                 {"X-API-Key": key}),
                 ("mlflow models serve (model only)", f"http://127.0.0.1:{theirs}/invocations",
                  [{"inputs": [v]} for v in vectors], {}),
-            ):  # fmt: skip
+            ]  # fmt: skip
+            for label, url, bodies, headers in contenders:
                 results[label] = quantiles(asyncio.run(load(url, bodies, headers, args.rps, args.seconds)))
                 q = results[label]
-                print(f"  {label}: p50 {q['p50']:.2f} ms, p95 {q['p95']:.2f} ms, p99 {q['p99']:.2f} ms, "
-                      f"max {q['max']:.1f} ms at {args.rps:.0f} requests/s for {args.seconds:.0f} s", flush=True)  # fmt: skip
+                shown = ", ".join(f"{name} {q[name]:.2f} ms" for name in ("p50", "p95", "p99", "max"))
+                print(f"  {label}: {shown} at {args.rps:.0f} requests/s for {args.seconds:.0f} s", flush=True)
             stages = httpx.get(f"http://127.0.0.1:{ours}/metrics").text
             for line in stages.splitlines():
                 if line.startswith("dotjoin_score_seconds_sum") or line.startswith(
