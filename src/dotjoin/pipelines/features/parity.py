@@ -40,9 +40,6 @@ class ParityReport:
     max_decay_relative_diff: float = 0.0
     examples: list[str] = field(default_factory=list)  # the first few mismatches, feature by feature
 
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
 
 def differences(online: dict[str, Any], offline: dict[str, Any]) -> tuple[list[str], float]:
     """The features that disagree (deterministic: exactly; decayed: beyond the tolerance), and the largest
