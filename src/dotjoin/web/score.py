@@ -9,6 +9,8 @@ total) go to ``/metrics`` as the histogram ``dotjoin_score_seconds{stage}``.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import math
 import threading
 import time
@@ -125,7 +127,11 @@ def score_router(settings: Settings, registry: CollectorRegistry) -> APIRouter:
         moment = transaction.event_time or datetime.now(UTC)
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         try:
-            done = scorer().score(card_id=transaction.card_id, merchant_id=transaction.merchant_id,
+            serving = holder.get("scorer") or await asyncio.to_thread(scorer)
+            if not serving.ready:  # the first model load (MLflow, the artifact): seconds, off the loop
+                await asyncio.to_thread(serving.champion)
+                gc.freeze()  # what MLflow and the model loaded stays: spare full collections walking it
+            done = serving.score(card_id=transaction.card_id, merchant_id=transaction.merchant_id,
                                   t=int(moment.timestamp() * 1000))  # fmt: skip
         except ServiceUnavailableError as exc:
             raise HTTPException(503, str(exc)) from None

@@ -4,6 +4,7 @@ MLflow, the API's auth, validation, rate limit and metrics, and a promotion serv
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_score_serves_the_champion_behind_keys_and_limits(tmp_path: Path) -> Non
     from dotjoin.simulate.payments.output import produce, write_fx_rates, write_log
     from dotjoin.simulate.payments.stream import generate
 
-    env = {"DOTJOIN__FEATURES__SCORE_BURST": "3", "DOTJOIN__FEATURES__SCORE_RATE_PER_S": "0.01",
+    env = {"DOTJOIN__FEATURES__SCORE_BURST": "12", "DOTJOIN__FEATURES__SCORE_RATE_PER_S": "0.01",
            "DOTJOIN__FEATURES__CHAMPION_RECHECK_S": "0"}  # fmt: skip
     settings = load_settings(profile="local", cwd=tmp_path, env=env)
     sim = generate(
@@ -64,14 +65,23 @@ def test_score_serves_the_champion_behind_keys_and_limits(tmp_path: Path) -> Non
     assert set(answer["timings_ms"]) == {"features", "model", "total"}
 
     second = train_and_register(settings, data, tested, source="test")
-    promote(settings, second["version"], min_auc=0.0)  # served without a restart
-    again = client.post("/score", json=body, headers={"X-API-Key": key})
-    assert again.status_code == 200 and again.json()["model_version"] == second["version"]
+    promote(settings, second["version"], min_auc=0.0)  # served without a restart, once the recheck ran
+    served = []
+    for _ in range(8):  # the first request after a promotion still gets the old model, never a wait
+        again = client.post("/score", json=body, headers={"X-API-Key": key})
+        assert again.status_code == 200, again.text
+        served.append(again.json()["model_version"])
+        if served[-1] == second["version"]:
+            break
+        time.sleep(0.25)
+    assert served[-1] == second["version"] and set(served) <= {first["version"], second["version"]}
 
-    limited = client.post("/score", json=body, headers={"X-API-Key": key})  # a burst of 3: 503, 200, 200
-    assert limited.status_code == 429 and "Retry-After" in limited.headers
+    statuses = [client.post("/score", json=body, headers={"X-API-Key": key}).status_code for _ in range(12)]
+    limited = client.post("/score", json=body, headers={"X-API-Key": key})  # the burst of 12 is spent
+    assert set(statuses) <= {200, 429} and limited.status_code == 429 and "Retry-After" in limited.headers
     metrics = client.get("/metrics").text
-    assert 'dotjoin_score_seconds_count{stage="total"} 2.0' in metrics
+    scored_count = 1 + len(served) + statuses.count(200)
+    assert f'dotjoin_score_seconds_count{{stage="total"}} {scored_count}.0' in metrics
     schema = client.get("/api/openapi.json").json()
     assert "/score" in schema["paths"]
 
