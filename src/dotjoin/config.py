@@ -121,6 +121,8 @@ class FeaturesSettings(_Section):
     score_rate_per_s: float = 1000.0  # each API key's sustained rate on POST /score
     score_burst: int = 2000  # and its burst
     champion_recheck_s: float = 10.0  # how often scoring looks the champion alias up again
+    served_log: str = "features/served"  # every served vector as Parquet (relative to state_dir); "": off
+    served_flush_s: float = 2.0  # how often the served log is written
 
 
 class ServicesSettings(_Section):

@@ -114,6 +114,37 @@ def _parity_summary(report: RunReport) -> str:
     )
 
 
+@app.command("served-parity")
+def served_parity(
+    fx: Annotated[
+        Path | None, typer.Option("--fx", help="Exchange rates (CSV: currency,units_per_usd).")
+    ] = None,
+    topic: Annotated[
+        str, typer.Option("--topic", help="The payments topic the stream job reads.")
+    ] = "payments",
+    output: OutputOption = "table",
+) -> None:
+    """Recompute every feature vector POST /score served (the served-feature log) from the payments topic,
+    as known at serving, and compare: exit 1 on any difference.
+
+    Example: dotjoin features served-parity --fx data/pay/fx.csv
+    """
+    from dotjoin.cli.payments import _settings
+    from dotjoin.pipelines.features.pipeline import run_served_parity
+
+    report = run_served_parity(_settings(), fx=fx, topic=topic)
+    emit_report(report, output, _served_summary)
+
+
+def _served_summary(report: RunReport) -> str:
+    m = {k: int(v) for k, v in report.metrics.items() if k not in ("max_decay_relative_diff", "parity_s")}
+    return (
+        f"{report.counts.get('input', 0):,} served vectors: {m.get('agreeing', 0):,} agree with the "
+        f"backfill as known at serving, {m.get('mismatched', 0):,} mismatched; {m.get('stale', 0):,} "
+        f"differ from it as happened (served before the stream job had the payments just before them)"
+    )
+
+
 @app.command()
 def stream(
     fx: Annotated[

@@ -10,10 +10,12 @@ total) go to ``/metrics`` as the histogram ``dotjoin_score_seconds{stage}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import math
 import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -85,7 +87,14 @@ def score_router(settings: Settings, registry: CollectorRegistry) -> APIRouter:
                         buckets=_BUCKETS)  # fmt: skip
     holder: dict[str, Any] = {}
     building = threading.Lock()  # the first requests arrive together: one of them builds the scorer
-    router = APIRouter(tags=["scoring"])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        yield
+        if "scorer" in holder:  # flushes the served-feature log
+            holder.pop("scorer").close()
+
+    router = APIRouter(tags=["scoring"], lifespan=lifespan)
 
     def authorised(presented: str | None) -> ApiKey:
         if not presented:
@@ -131,8 +140,10 @@ def score_router(settings: Settings, registry: CollectorRegistry) -> APIRouter:
             if not serving.ready:  # the first model load (MLflow, the artifact): seconds, off the loop
                 await asyncio.to_thread(serving.champion)
                 gc.freeze()  # what MLflow and the model loaded stays: spare full collections walking it
-            done = serving.score(card_id=transaction.card_id, merchant_id=transaction.merchant_id,
-                                  t=int(moment.timestamp() * 1000))  # fmt: skip
+            done = serving.score(
+                event_id=transaction.event_id, card_id=transaction.card_id,
+                merchant_id=transaction.merchant_id, t=int(moment.timestamp() * 1000),
+            )  # fmt: skip
         except ServiceUnavailableError as exc:
             raise HTTPException(503, str(exc)) from None
         for stage, ms in done.timings_ms.items():

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_score_serves_the_champion_behind_keys_and_limits(tmp_path: Path) -> None:
+    from dotjoin.pipelines.features.pipeline import run_served_parity
     from dotjoin.pipelines.features.stream import run_stream
     from dotjoin.pipelines.features.train import backtest, promote, train_and_register, training_set
     from dotjoin.pipelines.payments.history import read_usd_rates
@@ -43,6 +44,7 @@ def test_score_serves_the_champion_behind_keys_and_limits(tmp_path: Path) -> Non
     ring = KeyRing(settings.state_dir)
     key, other = ring.add("svc", ("score",)), ring.add("reader", ("read",))
     client = TestClient(create_app(settings))
+    client.__enter__()  # the app's lifespan: its end flushes the served-feature log
     body = {"event_id": "e1", "card_id": "card-x", "merchant_id": "merch-x", "amount": 12.5,
             "currency": "EUR", "event_time": "2026-01-01T00:04:00"}  # fmt: skip
     assert client.post("/score", json=body).status_code == 401
@@ -84,6 +86,12 @@ def test_score_serves_the_champion_behind_keys_and_limits(tmp_path: Path) -> Non
     assert f'dotjoin_score_seconds_count{{stage="total"}} {scored_count}.0' in metrics
     schema = client.get("/api/openapi.json").json()
     assert "/score" in schema["paths"]
+    client.__exit__(None, None, None)
+
+    # every served vector was logged, and the job recomputing them from the topic finds no difference
+    parity = run_served_parity(settings, fx=fx)
+    assert parity.counts["input"] == scored_count and parity.status == "succeeded"
+    assert parity.checks[-1].passed and parity.metrics["mismatched"] == 0
 
 
 def _busy_pair(events: Path) -> tuple[str, str]:

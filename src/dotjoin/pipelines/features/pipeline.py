@@ -1,4 +1,4 @@
-"""``dotjoin features backfill|parity``: the feature store's runs over a recorded payments stream.
+"""``dotjoin features backfill|parity|served-parity``: the feature store's batch runs.
 
 Both read the stream as the live consumer parses it (contract violations go to the report's quarantine
 count with their line), drop duplicate ``event_id`` s (first arrival counts) and convert amounts to US
@@ -17,6 +17,8 @@ from dotjoin.config import Settings
 from dotjoin.pipelines.features.backfill import as_tables, backfill, distinct_rows
 from dotjoin.pipelines.features.definitions import FEATURES
 from dotjoin.pipelines.features.parity import check_parity
+from dotjoin.pipelines.features.served import read_served, served_parity
+from dotjoin.pipelines.payments.contract import TOPIC_PAYMENTS
 from dotjoin.pipelines.payments.history import History, read_recorded, read_usd_rates
 from dotjoin.platform.runs.report import Run, start_run
 
@@ -69,6 +71,34 @@ def run_parity(settings: Settings, path: Path, *, fx: Path | None) -> Any:
             detail=f"{report.agreeing:,} of {report.points:,} points agree (windowed exactly, decayed within "
             f"1e-9); {report.late_affected:,} missed a late payment, {report.late_differing:,} of them "
             "differ from the as-happened backfill"
+            + (f"; first mismatches: {' | '.join(report.examples)}" if report.examples else ""),
+        )  # fmt: skip
+    return run.report
+
+
+def run_served_parity(settings: Settings, *, fx: Path | None, topic: str = TOPIC_PAYMENTS) -> Any:
+    """Recompute every logged served vector from the payments topic, as known at serving: 0 differences."""
+    directory = settings.resolve(settings.features.served_log or "features/served")
+    with start_run(
+        "features_served_parity", settings, params={"served_log": str(directory), "topic": topic}
+    ) as run:
+        served = read_served(directory)
+        run.count(input=served.num_rows)
+        started = time.perf_counter()
+        report = served_parity(settings, served, read_usd_rates(fx) if fx is not None else {}, topic=topic)
+        run.metric("parity_s", time.perf_counter() - started)
+        run.count(output=report.agreeing + report.mismatched)
+        for name in ("agreeing", "mismatched", "stale", "states", "payments", "duplicates", "quarantined"):
+            run.metric(name, getattr(report, name))
+        run.metric("max_decay_relative_diff", report.max_decay_relative_diff)
+        run.check_accounting()
+        run.check(
+            "served = offline (as known at serving)", passed=report.mismatched == 0,
+            observed=report.mismatched, expected=0,
+            detail=f"{report.agreeing:,} of {report.vectors:,} served vectors agree with the backfill over "
+            f"the payments their state held (windowed exactly, decayed within 1e-9), from {report.states:,} "
+            f"states; {report.stale:,} differ from the backfill as happened (payments before them the stream "
+            f"job had not applied yet)"
             + (f"; first mismatches: {' | '.join(report.examples)}" if report.examples else ""),
         )  # fmt: skip
     return run.report

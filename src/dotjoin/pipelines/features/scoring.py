@@ -5,7 +5,8 @@
 ``[features] champion_recheck_s`` seconds, so a promotion is served without a restart. A score comes with
 the decision (``review`` at or above the threshold, else ``approve``), the features' top contributions
 (how much the score drops when a feature is set to its training median: one batched prediction of
-1 + 36 rows) and the time each stage took.
+1 + 36 rows) and the time each stage took. Every served vector goes to the served-feature log
+(:class:`~dotjoin.pipelines.features.served.ServedLog`) for the parity job on live traffic.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from threadpoolctl import ThreadpoolController
 from dotjoin.config import Settings
 from dotjoin.exceptions import ServiceUnavailableError
 from dotjoin.pipelines.features.definitions import FEATURES
+from dotjoin.pipelines.features.served import ServedLog
 from dotjoin.pipelines.features.store import OnlineStore
 from dotjoin.pipelines.features.stream import NAMESPACE
 from dotjoin.pipelines.features.train import CHAMPION, MODEL_NAME, REFERENCE_ARTIFACT, open_mlflow
@@ -65,6 +67,10 @@ class Scorer:
         self._champion: _Champion | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        log = settings.features.served_log
+        self.served = (
+            ServedLog(settings.resolve(log), flush_s=settings.features.served_flush_s) if log else None
+        )
 
     @property
     def ready(self) -> bool:
@@ -117,11 +123,11 @@ class Scorer:
         logger.info("serving %s version %s", MODEL_NAME, found.version)
         return _Champion(str(found.version), model, medians)
 
-    def score(self, *, card_id: str, merchant_id: str, t: int, top: int = 3) -> Scored:
+    def score(self, *, event_id: str, card_id: str, merchant_id: str, t: int, top: int = 3) -> Scored:
         started = time.perf_counter()
         champion = self.champion()
         looked_up = time.perf_counter()
-        values = self.store.features_at(card_id=card_id, merchant_id=merchant_id, t=t)
+        values, offsets = self.store.snapshot(card_id=card_id, merchant_id=merchant_id, t=t)
         fetched = time.perf_counter()
         row = np.asarray(
             [np.nan if values[f.name] is None else values[f.name] for f in FEATURES], dtype=np.float64
@@ -132,6 +138,11 @@ class Scorer:
             probabilities = champion.model.predict_proba(rows)[:, 1]
         scored = time.perf_counter()
         score = float(probabilities[0])
+        if self.served is not None:
+            self.served.record(
+                event_id=event_id, card_id=card_id, merchant_id=merchant_id, time_ms=t,
+                model_version=champion.version, score=score, offsets=offsets, values=values,
+            )  # fmt: skip
         moves = score - probabilities[1:]
         order = np.argsort(-np.abs(moves))[:top]
         return Scored(
@@ -154,4 +165,6 @@ class Scorer:
         )
 
     def close(self) -> None:
+        if self.served is not None:
+            self.served.close()
         self.store.kv.close()

@@ -2,8 +2,10 @@
 
 One key per entity (``card:<id>``, ``merchant:<id>``), its state as MessagePack; a scoring call reads two
 keys and evaluates the features at its own time (:meth:`OnlineStore.features_at`). The streaming job
-writes the entities a batch changed together with its consumer offsets (``offset:<topic>:<partition>``)
-in one ``put_many`` — atomic on both stores — so after a crash it resumes exactly where the state is.
+(one writer) writes the entities a batch changed together with every consumer offset it has applied (one
+key, ``offsets``: ``topic:partition`` → next offset) in one ``put_many`` — atomic on both stores — so
+after a crash it resumes exactly where the state is, and a scoring call that reads the offsets with its
+two entities (:meth:`OnlineStore.snapshot`, one atomic read) knows exactly which payments it saw.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ _Sums = list[list[float]]
 _State = tuple[list[int], list[int], list[int], int, int | None, _Sums, int | None, _Sums, dict[str, int]]
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(_State).decode
+_decode_offsets_map = msgspec.msgpack.Decoder(dict[str, int]).decode
+OFFSETS_KEY = "offsets"
 
 
 def dump(history: EntityHistory) -> bytes:
@@ -52,24 +56,36 @@ class OnlineStore:
         """The stored histories of ``keys`` (a new, empty one where there is none)."""
         wanted = list(dict.fromkeys(keys))
         found = self.kv.get_many([_key(e, i) for e, i in wanted])
-        return {k: load(v) if v is not None else EntityHistory() for k, v in zip(wanted, found, strict=True)}
+        return {k: _history(v) for k, v in zip(wanted, found, strict=True)}
 
     def save(self, histories: Mapping[tuple[Entity, str], EntityHistory], offsets: Mapping[str, int]) -> None:
-        """Write ``histories`` and the consumer ``offsets`` (``topic:partition`` → next offset) at once."""
+        """Write ``histories`` and every applied offset (``topic:partition`` → next offset) at once."""
         items = {_key(e, i): dump(h) for (e, i), h in histories.items()}
-        items.update({f"offset:{stream}": str(offset).encode() for stream, offset in offsets.items()})
+        items[OFFSETS_KEY] = _encode(dict(offsets))
         self.kv.put_many(items)
 
-    def offsets(self, streams: Iterable[str]) -> dict[str, int]:
+    def offsets(self) -> dict[str, int]:
         """The next offset to apply per ``topic:partition`` (absent: nothing applied yet)."""
-        names = list(streams)
-        found = self.kv.get_many([f"offset:{s}" for s in names])
-        return {s: int(v) for s, v in zip(names, found, strict=True) if v is not None}
+        return _decode_offsets(self.kv.get_many([OFFSETS_KEY])[0])
+
+    def snapshot(
+        self, *, card_id: str, merchant_id: str, t: int
+    ) -> tuple[dict[str, float | int | None], dict[str, int]]:
+        """:meth:`features_at` and the offsets the state was built to, in one atomic read."""
+        card, merchant, offsets = self.kv.get_many(
+            [_key("card", card_id), _key("merchant", merchant_id), OFFSETS_KEY]
+        )
+        values = _history(card).values("card", t) | _history(merchant).values("merchant", t)
+        return {f.name: values[f.name] for f in FEATURES}, _decode_offsets(offsets)
 
     def features_at(self, *, card_id: str, merchant_id: str, t: int) -> dict[str, float | int | None]:
-        """Every feature (in :data:`FEATURES` order) of this card and merchant as of ``t``: two reads."""
-        got = self.histories([("card", card_id), ("merchant", merchant_id)])
-        values = got[("card", card_id)].values("card", t) | got[("merchant", merchant_id)].values(
-            "merchant", t
-        )
-        return {f.name: values[f.name] for f in FEATURES}
+        """Every feature (in :data:`FEATURES` order) of this card and merchant as of ``t``."""
+        return self.snapshot(card_id=card_id, merchant_id=merchant_id, t=t)[0]
+
+
+def _history(data: bytes | None) -> EntityHistory:
+    return load(data) if data is not None else EntityHistory()
+
+
+def _decode_offsets(data: bytes | None) -> dict[str, int]:
+    return _decode_offsets_map(data) if data is not None else {}

@@ -62,8 +62,7 @@ def run_stream(
 
 
 def _apply(run: Run, store: OnlineStore, messages: list[Any], usd_rates: dict[str, float]) -> None:
-    streams = {f"{m.topic}:{m.partition}" for m in messages}
-    applied = store.offsets(streams)
+    applied = store.offsets()
     fresh: list[Payment] = []
     redelivered = quarantined = 0
     for m in messages:
@@ -89,7 +88,7 @@ def _apply(run: Run, store: OnlineStore, messages: list[Any], usd_rates: dict[st
         cents = usd_cents(p.amount, p.currency, usd_rates)
         card.add(p.event_time_ms, cents)
         histories[("merchant", p.merchant_id)].add(p.event_time_ms, cents)
-    offsets: dict[str, int] = {}
+    offsets = dict(applied)
     for m in messages:
         stream = f"{m.topic}:{m.partition}"
         offsets[stream] = max(offsets.get(stream, 0), m.offset + 1)
