@@ -146,6 +146,37 @@ def _served_summary(report: RunReport) -> str:
 
 
 @app.command()
+def drift(
+    window: Annotated[float, typer.Option("--window", help="Window of serving time, seconds.")] = 300.0,
+    step: Annotated[float, typer.Option("--step", help="A window ends every this many seconds.")] = 60.0,
+    min_rows: Annotated[int, typer.Option("--min-rows", help="Fewer served vectors: no window.")] = 200,
+    threshold: Annotated[float, typer.Option("--threshold", help="PSI at or above it: drifted.")] = 0.2,
+    output: OutputOption = "table",
+) -> None:
+    """PSI and KS of every feature in served traffic (the served-feature log) against the histograms its
+    model was trained on, over sliding windows: exit 1 when a feature of the latest window drifted.
+
+    Example: dotjoin features drift --window 300 --step 60   (then open /features in dotjoin serve)
+    """
+    from dotjoin.cli.payments import _settings
+    from dotjoin.pipelines.features.pipeline import run_drift
+
+    report = run_drift(_settings(), window_s=window, step_s=step, min_rows=min_rows, threshold=threshold)
+    emit_report(report, output, _drift_summary)
+
+
+def _drift_summary(report: RunReport) -> str:
+    psi = {k.removeprefix("psi_"): v for k, v in report.metrics.items() if k.startswith("psi_")}
+    if not psi:
+        return f"{report.counts.get('input', 0):,} served vectors: too few for a window, nothing compared"
+    worst = max(psi, key=psi.__getitem__)
+    return (
+        f"{int(report.metrics.get('windows', 0)):,} windows over {report.counts.get('input', 0):,} served "
+        f"vectors; latest window's worst feature {worst} PSI {psi[worst]:.3f}"
+    )
+
+
+@app.command()
 def stream(
     fx: Annotated[
         Path | None, typer.Option("--fx", help="Exchange rates (CSV: currency,units_per_usd); default: none.")

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_score_serves_the_champion_behind_keys_and_limits(tmp_path: Path) -> None:
-    from dotjoin.pipelines.features.pipeline import run_served_parity
+    from dotjoin.pipelines.features.pipeline import run_drift, run_served_parity
     from dotjoin.pipelines.features.stream import run_stream
     from dotjoin.pipelines.features.train import backtest, promote, train_and_register, training_set
     from dotjoin.pipelines.payments.history import read_usd_rates
@@ -92,6 +92,12 @@ def test_score_serves_the_champion_behind_keys_and_limits(tmp_path: Path) -> Non
     parity = run_served_parity(settings, fx=fx)
     assert parity.counts["input"] == scored_count and parity.status == "succeeded"
     assert parity.checks[-1].passed and parity.metrics["mismatched"] == 0
+
+    # and drift against the histograms frozen at training: one window per model version served
+    drift = run_drift(settings, window_s=3600, min_rows=1)
+    assert drift.metrics["windows"] == 2 and sum(k.startswith("psi_") for k in drift.metrics) == 36
+    assert drift.checks[-1].name.startswith("no feature drifted")
+    assert settings.resolve("features/drift.json").is_file()
 
 
 def _busy_pair(events: Path) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""``dotjoin features backfill|parity|served-parity``: the feature store's batch runs.
+"""``dotjoin features backfill|parity|served-parity|drift``: the feature store's batch runs.
 
 Both read the stream as the live consumer parses it (contract violations go to the report's quarantine
 count with their line), drop duplicate ``event_id`` s (first arrival counts) and convert amounts to US
@@ -7,6 +7,7 @@ cents with the exchange-rate file, so every input message is accounted for.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,14 @@ import pyarrow.parquet as pq
 from dotjoin.config import Settings
 from dotjoin.pipelines.features.backfill import as_tables, backfill, distinct_rows
 from dotjoin.pipelines.features.definitions import FEATURES
+from dotjoin.pipelines.features.drift import PSI_ALERT, dumps, status, windows
 from dotjoin.pipelines.features.parity import check_parity
 from dotjoin.pipelines.features.served import read_served, served_parity
 from dotjoin.pipelines.payments.contract import TOPIC_PAYMENTS
 from dotjoin.pipelines.payments.history import History, read_recorded, read_usd_rates
 from dotjoin.platform.runs.report import Run, start_run
+
+logger = logging.getLogger(__name__)
 
 
 def _read(run: Run, path: Path, fx: Path | None) -> tuple[History, dict[str, float]]:
@@ -102,3 +106,60 @@ def run_served_parity(settings: Settings, *, fx: Path | None, topic: str = TOPIC
             + (f"; first mismatches: {' | '.join(report.examples)}" if report.examples else ""),
         )  # fmt: skip
     return run.report
+
+
+DRIFT_STATUS = "features/drift.json"  # what the /features page draws, relative to state_dir
+
+
+def run_drift(
+    settings: Settings,
+    *,
+    window_s: float = 300.0,
+    step_s: float = 60.0,
+    min_rows: int = 200,
+    threshold: float = PSI_ALERT,
+) -> Any:
+    """PSI/KS of every feature over sliding windows of served traffic against each model version's
+    training histograms; the latest window of the newest version is the alert: a failed check."""
+    directory = settings.resolve(settings.features.served_log or "features/served")
+    params = {"served_log": str(directory), "window_s": window_s, "step_s": step_s, "min_rows": min_rows,
+              "threshold": threshold}  # fmt: skip
+    with start_run("features_drift", settings, params=params) as run:
+        from dotjoin.pipelines.features.train import drift_references
+
+        served = read_served(directory)
+        versions = sorted(set(served.column("model_version").to_pylist()), key=_version_order)
+        references = drift_references(settings, versions)
+        compared = sum(v in references for v in served.column("model_version").to_pylist())
+        run.count(input=served.num_rows, output=compared, quarantined=served.num_rows - compared)
+        found = windows(served, references, window_ms=int(window_s * 1000), step_ms=int(step_s * 1000),
+                        min_rows=min_rows)  # fmt: skip
+        run.metric("windows", len(found))
+        out = settings.resolve(DRIFT_STATUS)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")
+        partial.write_text(dumps(status(found, threshold)))
+        partial.replace(out)
+        run.output("drift windows", rows=len(found), location=str(out))
+        run.check_accounting()
+        if not found:
+            logger.warning(
+                "drift: no window of %s s held %d served vectors; nothing compared", window_s, min_rows
+            )
+            return run.report
+        latest = max(found, key=lambda w: (_version_order(w.model_version), w.end_ms))
+        for name, value in latest.psi.items():
+            run.metric(f"psi_{name}", value)
+        drifted = sorted((v, k) for k, v in latest.psi.items() if v >= threshold)[::-1]
+        run.check(
+            f"no feature drifted (PSI < {threshold}, latest window)", passed=not drifted,
+            observed=round(latest.worst[1], 4), expected=f"< {threshold}",
+            detail=f"model {latest.model_version}, {latest.rows:,} vectors served in the {window_s:.0f} s to "
+            f"{latest.end_ms}: " + (", ".join(f"{k} PSI {v:.3f}" for v, k in drifted) if drifted
+                                    else f"worst {latest.worst[0]} PSI {latest.worst[1]:.3f}"),
+        )  # fmt: skip
+    return run.report
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), version) if version.isdigit() else (-1, version)

@@ -5,7 +5,8 @@ look-ahead, no late payment the live model could not have had), labelled from th
 backtest is walk-forward in time: the payments are cut into ``folds + 1`` consecutive slices of equal
 time; fold i trains on every slice before slice i and scores slice i (AUC, precision@k per fold). The
 model finally trained on everything is logged to MLflow with its parameters, the backtest's metrics and
-the training set's fingerprint (SHA-256 of its Arrow bytes), and registered as a new version of
+the training set's fingerprint (SHA-256 of its Arrow bytes), the features' medians (explanations) and
+histograms (drift), and registered as a new version of
 :data:`MODEL_NAME`. ``promote`` moves the ``champion`` alias to a version only if its backtest passed the
 gate: a model that fails it is refused, whatever it is.
 
@@ -31,6 +32,7 @@ from dotjoin.config import Settings
 from dotjoin.exceptions import DataError, NotFoundError, TerminalError
 from dotjoin.pipelines.features.backfill import as_tables, backfill, distinct_rows
 from dotjoin.pipelines.features.definitions import FEATURES
+from dotjoin.pipelines.features.drift import DRIFT_ARTIFACT, reference_histograms
 from dotjoin.pipelines.payments.evaluate import quality
 from dotjoin.pipelines.payments.history import read_labels, read_recorded, read_usd_rates
 
@@ -166,6 +168,7 @@ def train_and_register(
                     mlflow.log_metric(f"backtest_{name}", value, step=fold["fold"])
         mlflow.log_metric(GATE_METRIC, tested.auc_min)
         mlflow.log_dict(reference_values(data), REFERENCE_ARTIFACT)
+        mlflow.log_dict(reference_histograms(data.matrix()), DRIFT_ARTIFACT)  # drift's reference
         sample = data.matrix()[:5]
         signature = mlflow.models.infer_signature(sample, model.predict_proba(sample))
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name=MODEL_NAME,
@@ -200,6 +203,20 @@ def promote(settings: Settings, version: str, *, min_auc: float) -> dict[str, An
                             f"is {shown}, the gate is {min_auc}")  # fmt: skip
     client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
     return {"model": MODEL_NAME, "alias": CHAMPION, "version": version, GATE_METRIC: auc}
+
+
+def drift_references(settings: Settings, versions: list[str]) -> dict[str, dict[str, Any]]:
+    """The frozen training histograms of each model version that has them (older versions do not)."""
+    mlflow = open_mlflow(settings)
+    client = mlflow.MlflowClient()
+    out = {}
+    for version in versions:
+        try:
+            run_id = client.get_model_version(MODEL_NAME, version).run_id
+            out[version] = mlflow.artifacts.load_dict(f"runs:/{run_id}/{DRIFT_ARTIFACT}")
+        except Exception as exc:  # MlflowException, OSError: no such version or artifact
+            logger.warning("model version %s has no drift reference: %s", version, exc)
+    return out
 
 
 def run_train(settings: Settings, events: Path, labels: Path, *, fx: Path | None, folds: int = 4) -> Any:
