@@ -7,6 +7,7 @@ Routes:
 - ``GET /api/runs``, ``GET /api/runs/{run_id}``: the reports as stored, as JSON.
 - ``GET /metrics``: Prometheus exposition built from the reports (:mod:`dotjoin.web.metrics`).
 - ``GET /healthz``: liveness.
+- ``GET /features``: the feature store's parity runs and feature drift (PSI per window, per feature).
 - ``POST /score``: a transaction's fraud score (API key, rate limit: :mod:`dotjoin.web.score`).
 
 Everything is rendered server-side from ``<state_dir>/runs/*.json`` on each request; pages need no
@@ -19,6 +20,7 @@ Run it with :func:`serve`, or under uvicorn directly::
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -36,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dotjoin import __version__
 from dotjoin.config import Settings, load_settings
 from dotjoin.exceptions import NotFoundError
+from dotjoin.pipelines.features.drift import DRIFT_STATUS
 from dotjoin.pipelines.payments.monitor import read_status
 from dotjoin.pipelines.payments.pipeline import STATUS_PATH
 from dotjoin.platform.runs.report import RunReport
@@ -44,7 +47,7 @@ from dotjoin.web import filters
 from dotjoin.web.chart import ACCOUNTED_KINDS, accounting_chart
 from dotjoin.web.metrics import CONTENT_TYPE_LATEST, metrics_registry, render_metrics
 from dotjoin.web.score import score_router
-from dotjoin.web.series import line_chart
+from dotjoin.web.series import drift_view, line_chart
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 DEFAULT_LIMIT = 200
+PARITY_PIPELINES = ("features_served_parity", "features_parity")
 CHART_KINDS = frozenset({"input", *ACCOUNTED_KINDS})
 
 PipelineQuery = Annotated[str | None, Query(max_length=200, description="Only runs of this pipeline.")]
@@ -209,6 +213,18 @@ def create_app(settings: Settings) -> FastAPI:
             ],
         }
         return templates.TemplateResponse(request, "payments.html", context)
+
+    @app.get("/features", include_in_schema=False)
+    def features_page(request: Request) -> Response:
+        drift_path = settings.resolve(DRIFT_STATUS)
+        drift = json.loads(drift_path.read_text()) if drift_path.is_file() else None
+        context: dict[str, Any] = {
+            "parity": [(name, store.list(pipeline=name, limit=1)) for name in PARITY_PIPELINES],
+            "drift": drift,
+            "drift_path": drift_path,
+            **(drift_view(drift) if drift else {}),
+        }
+        return templates.TemplateResponse(request, "features.html", context)
 
     @app.get("/api/runs", response_model=list[RunReport], tags=["runs"])
     def api_runs(pipeline: PipelineQuery = None, limit: LimitQuery = DEFAULT_LIMIT) -> list[RunReport]:

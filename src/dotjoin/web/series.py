@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 720.0, 170.0, 56.0, 24.0, 20.0
 PALETTE = ("#1971c2", "#e8590c", "#c92a2a", "#2f9e44")
@@ -58,3 +59,24 @@ def line_chart(
         last = next((float(p[key]) for p in reversed(points) if key in p), None)
         lines.append(Line(label, PALETTE[i % len(PALETTE)], " ".join(xy), last))
     return LineChart(title, tuple(lines), top)
+
+
+def drift_view(drift: Mapping[str, Any], *, top: int = 4) -> dict[str, Any]:
+    """The drift page's parts from the drift status: the newest model's windows, a chart of PSI over time
+    for the ``top`` features that drifted most in the latest window (and the alert line), and every
+    feature's latest PSI and KS, worst first."""
+    windows = drift["windows"]
+    if not windows:
+        return {"latest": None, "chart": None, "rows": []}
+    newest = max(windows, key=lambda w: (len(w["model_version"]), w["model_version"], w["end_ms"]))
+    mine = [w for w in windows if w["model_version"] == newest["model_version"]]
+    latest = mine[-1]
+    worst = sorted(latest["psi"], key=latest["psi"].__getitem__, reverse=True)
+    points = [{"t": w["end_ms"] / 1000, "alert": drift["threshold"], **w["psi"]} for w in mine]
+    series = [(name, name) for name in worst[:top]] + [(f"alert {drift['threshold']}", "alert")]
+    chart = line_chart(f"PSI per window, model {newest['model_version']}", points, series)
+    scale = max([drift["threshold"] * 2, *latest["psi"].values()])
+    rows = [{"feature": name, "psi": latest["psi"][name], "ks": latest["ks"][name],
+             "width": round(100 * latest["psi"][name] / scale, 1),
+             "drifted": latest["psi"][name] >= drift["threshold"]} for name in worst]  # fmt: skip
+    return {"latest": latest, "chart": chart, "rows": rows}

@@ -28,6 +28,7 @@ import pyarrow as pa
 from dotjoin.pipelines.features.definitions import FEATURES
 
 DRIFT_ARTIFACT = "drift_reference.json"
+DRIFT_STATUS = "features/drift.json"  # what the /features page draws, relative to state_dir
 BINS = 10
 PSI_ALERT = 0.2
 FLOOR = 1e-4

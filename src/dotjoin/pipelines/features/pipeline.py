@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from dotjoin.config import Settings
 from dotjoin.pipelines.features.backfill import as_tables, backfill, distinct_rows
 from dotjoin.pipelines.features.definitions import FEATURES
-from dotjoin.pipelines.features.drift import PSI_ALERT, dumps, status, windows
+from dotjoin.pipelines.features.drift import DRIFT_STATUS, PSI_ALERT, dumps, status, windows
 from dotjoin.pipelines.features.parity import check_parity
 from dotjoin.pipelines.features.served import read_served, served_parity
 from dotjoin.pipelines.payments.contract import TOPIC_PAYMENTS
@@ -107,8 +107,6 @@ def run_served_parity(settings: Settings, *, fx: Path | None, topic: str = TOPIC
         )  # fmt: skip
     return run.report
 
-
-DRIFT_STATUS = "features/drift.json"  # what the /features page draws, relative to state_dir
 
 
 def run_drift(
