@@ -111,6 +111,13 @@ def redis_service(stack_settings: Settings) -> Settings:
 
 
 @pytest.fixture
+def mlflow_service(postgres: Settings) -> Settings:
+    """The MLflow tracking server and registry (PostgreSQL-backed, basic auth) and PostgreSQL."""
+    require_service("MLflow", "127.0.0.1", postgres.services.mlflow_port)
+    return postgres
+
+
+@pytest.fixture
 def unique_name() -> str:
     """A name no other test (or parallel run) uses: tables, topics, groups."""
     return f"t_{uuid.uuid4().hex[:10]}"

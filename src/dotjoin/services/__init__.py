@@ -16,6 +16,7 @@ from dotjoin.services.airflow import AirflowService
 from dotjoin.services.base import Service, ServiceError, ServiceStatus
 from dotjoin.services.connect import ConnectService
 from dotjoin.services.kafka import KafkaService
+from dotjoin.services.mlflow import MlflowService
 from dotjoin.services.objectstore import ObjectStoreService
 from dotjoin.services.postgres import PostgresService
 from dotjoin.services.redis import RedisService
@@ -30,6 +31,7 @@ SERVICES: dict[str, type[Service]] = {
     "kafka": KafkaService,
     "connect": ConnectService,
     "trino": TrinoService,
+    "mlflow": MlflowService,
     "airflow": AirflowService,
 }
 

@@ -161,38 +161,13 @@ class AirflowService(Service):
             section = tomllib.load(fh).get("services", {})
         return {k: SecretStr(str(v)) for k, v in section.items()}
 
-    def _admin(self) -> Any:
-        """A superuser connection over our PostgreSQL cluster's socket (it creates the role and database)."""
-        from dotjoin.services.postgres import PostgresService
-
-        pg = PostgresService(self.settings)
-        if not (pg.socket_dir / f".s.PGSQL.{pg.port}").exists():
-            raise ServiceError(
-                "airflow needs our PostgreSQL for its metadata database; start it first: "
-                "dotjoin services up postgres"
-            )
-        return pg._admin()
-
     def converge_database(self) -> None:
         """The login role ``airflow`` (least privilege) owning the database ``airflow``. Idempotent."""
-        from psycopg import sql
+        from dotjoin.services.postgres import PostgresService
 
-        password = self._secret("airflow_db_password")
-        with self._admin() as conn:
-            conn.execute("SET log_min_error_statement = panic")  # a failing DDL must not log its text
-            verifier = conn.pgconn.encrypt_password(password.encode(), ROLE.encode(), b"scram-sha-256")
-            role, secret = sql.Identifier(ROLE), sql.Literal(verifier.decode())
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [ROLE]).fetchone()
-            verb = "ALTER ROLE {} WITH" if exists else "CREATE ROLE {}"
-            conn.execute(
-                sql.SQL(verb + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(role, secret)
-            )
-            db = sql.Identifier(DATABASE)
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
-                conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, role))
-            else:
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, role))
-            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+        PostgresService(self.settings).converge_service_database(
+            ROLE, DATABASE, self._secret("airflow_db_password"), needed_by="airflow"
+        )
 
     def _schema_present(self) -> bool:
         import psycopg

@@ -232,6 +232,33 @@ class PostgresService(Service):
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, role))
         logger.debug("role %s owns database %s", wh.user, wh.dbname)
 
+    def converge_service_database(self, role: str, database: str, password: str, *, needed_by: str) -> None:
+        """A login role ``role`` (no superuser, CREATEDB or CREATEROLE) owning the database ``database``,
+        ``CONNECT`` revoked from PUBLIC: a service's metadata store (Airflow's, MLflow's). Idempotent."""
+        from psycopg import sql
+
+        if not (self.socket_dir / f".s.PGSQL.{self.port}").exists():
+            raise ServiceError(
+                f"{needed_by} needs our PostgreSQL for its metadata database; start it first: "
+                "dotjoin services up postgres"
+            )
+        with self._admin() as conn:
+            conn.execute("SET log_min_error_statement = panic")  # a failing DDL must not log its text
+            verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+            verb = "ALTER ROLE {} WITH" if exists else "CREATE ROLE {}"
+            conn.execute(
+                sql.SQL(verb + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(verifier.decode())
+                )
+            )
+            db, owner = sql.Identifier(database), sql.Identifier(role)
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
+                conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, owner))
+            else:
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, owner))
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+
     def _role(self, conn: Any, user: str, password: Any, secret: tuple[str, str], attributes: str) -> None:
         """Create or alter ``user`` with ``attributes`` and its password (generated and stored under
         ``secret`` — section, key — when the settings have none); only the SCRAM verifier is sent."""

@@ -142,6 +142,10 @@ def open_mlflow(settings: Settings) -> Any:
         import mlflow.sklearn
 
     uri = settings.features.mlflow_uri or f"sqlite:///{settings.resolve('mlflow.db')}"
+    if uri.startswith(("http://", "https://")) and settings.features.mlflow_password is not None:
+        # the server's basic auth: MLflow's client reads its credentials from these variables only
+        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.features.mlflow_username
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.features.mlflow_password.get_secret_value()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return mlflow
