@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-unit test-airflow lint typecheck services services-down services-status lock bench clean \
-	airflow airflow-lock spark quix quix-lock
+	airflow airflow-lock spark quix quix-lock feast feast-lock
 
 venv: $(STAMP)
 
@@ -49,6 +49,22 @@ $(QUIX_STAMP): requirements/quix.lock
 	$(QUIX_BIN)/python -m pip install -q "uv==$(UV_VERSION)"
 	$(QUIX_BIN)/uv pip sync -q --python $(QUIX_BIN)/python requirements/quix.lock
 	touch $(QUIX_STAMP)
+
+# Feast 0.67 in its own virtualenv (its pins clash with the platform's; `import feast` is slow): the
+# feature store's Feast repository runs in it (benchmarks/_feast_ops.py, `feast serve`), from the
+# committed lock requirements/feast.lock. No dotjoin in it.
+FEAST_PYTHON ?= python3.11
+FEAST_VENV := .venv-feast
+FEAST_BIN := $(FEAST_VENV)/bin
+FEAST_STAMP := $(FEAST_VENV)/.installed
+
+feast: $(FEAST_STAMP)
+
+$(FEAST_STAMP): requirements/feast.lock
+	test -x $(FEAST_BIN)/python || $(FEAST_PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(FEAST_BIN)/uv pip sync -q --python $(FEAST_BIN)/python requirements/feast.lock
+	touch $(FEAST_STAMP)
 
 # The Spark runtime's connector jars (Kafka source, Iceberg) from services/spark/pom.xml into
 # services/.build/spark/jars, with Maven; again only when the pom changes (Spark itself is pyspark).
@@ -104,6 +120,10 @@ airflow-lock: venv
 # Re-resolve the Quix venv's lock.
 quix-lock: venv
 	$(BIN)/uv pip compile -q requirements/quix.txt --python-version 3.11 -o requirements/quix.lock
+
+# Re-resolve the Feast venv's lock.
+feast-lock: venv
+	$(BIN)/uv pip compile -q requirements/feast.txt --python-version 3.11 -o requirements/feast.lock
 
 # The baselines' clients of the bench extra (DuckDB's postgres extension, ADBC) go next to the lock.
 BENCH_TOOLS := duckdb-extension-postgres-scanner==1.5.5 adbc-driver-postgresql==1.13.0

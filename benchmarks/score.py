@@ -55,7 +55,7 @@ def _wait(url: str, timeout: float = 120.0) -> None:
 def setup(state: Path, env: dict[str, str]) -> tuple[str, list[dict[str, Any]], list[list[float | None]]]:
     """Stream, online store, champion and key; the requests and their feature vectors."""
     from dotjoin.config import load_settings
-    from dotjoin.pipelines.features.definitions import FEATURES
+    from dotjoin.pipelines.features.definitions import MODEL_FEATURES, request_features, usd_cents
     from dotjoin.pipelines.features.store import OnlineStore
     from dotjoin.pipelines.features.stream import NAMESPACE, run_stream
     from dotjoin.pipelines.features.train import backtest, promote, train_and_register, training_set
@@ -73,7 +73,8 @@ def setup(state: Path, env: dict[str, str]) -> tuple[str, list[dict[str, Any]], 
     fx = write_fx_rates(state / "pay" / "fx.csv")
     with open_bus(settings).producer() as producer:
         produce(sim, producer, eps=0)
-    run_stream(settings, usd_rates=read_usd_rates(fx), idle_exit=2.0)
+    rates = read_usd_rates(fx)
+    run_stream(settings, usd_rates=rates, idle_exit=2.0)
     data = training_set(state / "pay" / "events.jsonl", state / "pay" / "labels.jsonl", fx)
     promote(settings, train_and_register(settings, data, backtest(data, folds=2), source="bench")["version"],
             min_auc=0.0)  # fmt: skip
@@ -88,9 +89,11 @@ def setup(state: Path, env: dict[str, str]) -> tuple[str, list[dict[str, Any]], 
     ]  # fmt: skip
     with open_kv(settings, NAMESPACE) as kv:
         store = OnlineStore(kv)
-        vectors = [list(store.features_at(card_id=r["card_id"], merchant_id=r["merchant_id"], t=now).values())
-                   for r in requests]  # fmt: skip
-    assert len(vectors[0]) == len(FEATURES)
+        vectors = []
+        for r in requests:  # the model's inputs, as POST /score computes them
+            values = store.features_at(card_id=r["card_id"], merchant_id=r["merchant_id"], t=now)
+            inputs = values | request_features(usd_cents(r["amount"], r["currency"], rates), values)
+            vectors.append([inputs[name] for name in MODEL_FEATURES])
     return key, requests, vectors
 
 
@@ -149,6 +152,7 @@ def main() -> None:
 
             secret = load_settings(profile="stack", cwd=REPO).redis.password
             env["DOTJOIN__REDIS__PASSWORD"] = secret.get_secret_value() if secret else ""
+        env["DOTJOIN__FEATURES__FX_RATES"] = str(state / "pay" / "fx.csv")  # the stream job's rates
         started = time.perf_counter()
         key, requests, vectors = setup(state, env)
         print(f"setup {time.perf_counter() - started:.0f} s: {len(requests):,} distinct requests", flush=True)

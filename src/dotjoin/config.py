@@ -120,6 +120,7 @@ class FeaturesSettings(_Section):
     mlflow_username: str = "dotjoin"  # an http(s) mlflow_uri: the server's basic-auth user (services: admin)
     mlflow_password: SecretStr | None = None  # and its password (`services up mlflow` generates it)
     decision_threshold: float = 0.5  # a score at or above it: "review"
+    fx_rates: str = ""  # scoring's exchange rates (CSV currency,units_per_usd), as the stream job's; "": USD
     score_rate_per_s: float = 1000.0  # each API key's sustained rate on POST /score
     score_burst: int = 2000  # and its burst
     champion_recheck_s: float = 10.0  # how often scoring looks the champion alias up again

@@ -25,6 +25,7 @@ from dotjoin.pipelines.features.backfill import as_tables, backfill, distinct_ro
 from dotjoin.pipelines.features.definitions import FEATURES, MINUTE_MS
 from dotjoin.pipelines.features.online import OnlineFeatures
 from dotjoin.pipelines.payments.history import read_recorded, read_usd_rates
+from dotjoin.platform.warehouse import open_warehouse
 from dotjoin.simulate.payments.output import write_fx_rates, write_log
 from dotjoin.simulate.payments.stream import generate
 from tests.conftest import REPO_ROOT
@@ -42,7 +43,7 @@ def require_feast() -> None:
     """Skip without ``.venv-feast`` on a developer's machine; under CI it must be there (``make feast``)."""
     if FEAST_PYTHON.exists():
         return
-    reason = f"{FEAST_PYTHON.relative_to(REPO_ROOT)} is missing (make feast)"
+    reason = f"{FEAST_PYTHON} is missing: Feast runs in its own virtualenv, make it with `make feast`"
     if os.environ.get("CI"):
         pytest.fail(reason + " and CI is set", pytrace=False)
     pytest.skip(reason)
@@ -190,6 +191,13 @@ def test_feast_on_postgres_and_redis_serves_dotjoins_features(
 ) -> None:
     assert postgres.warehouse.type == "postgres" and postgres.features.online == "redis"
     round_trip(postgres, tmp_path, unique_name)
+    with open_warehouse(postgres) as wh:  # torn down: nothing of the project left in the shared registry
+        for table in ("projects", "feature_views", "entities", "feature_view_version_history"):
+            left = wh.scalar(
+                f"SELECT count(*) FROM {feast_repo.SCHEMA}.{table} WHERE project_id = $1", [unique_name]
+            )
+            assert left == 0, table
+        assert not wh.table_exists(f"{feast_repo.SCHEMA}.{unique_name}_card_features")
 
 
 @pytest.mark.slow

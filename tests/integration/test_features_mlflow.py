@@ -69,5 +69,12 @@ def test_a_model_trained_promoted_and_served_through_the_server(
         if scorer.served is not None:  # no served-feature log from a test
             scorer.served.close()
             scorer.served = None
-        scored = scorer.score(event_id="e1", card_id="c", merchant_id="m", t=data.times.max() + 1)
+        scored = scorer.score(
+            event_id="e1",
+            card_id="c",
+            merchant_id="m",
+            t=int(data.times.max()) + 1,
+            amount=25.0,
+            currency="USD",
+        )
     assert scored.model_version == logged["version"] and 0.0 <= scored.score <= 1.0

@@ -143,6 +143,7 @@ def score_router(settings: Settings, registry: CollectorRegistry) -> APIRouter:
             done = serving.score(
                 event_id=transaction.event_id, card_id=transaction.card_id,
                 merchant_id=transaction.merchant_id, t=int(moment.timestamp() * 1000),
+                amount=transaction.amount, currency=transaction.currency,
             )  # fmt: skip
         except ServiceUnavailableError as exc:
             raise HTTPException(503, str(exc)) from None

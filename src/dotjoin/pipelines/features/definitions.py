@@ -65,6 +65,32 @@ def _declare() -> tuple[Feature, ...]:
 FEATURES: tuple[Feature, ...] = _declare()
 BY_NAME = {f.name: f for f in FEATURES}
 
+# Computed at request time from the transaction itself and its aggregates (Feast calls these on-demand
+# features): what the model reads beside FEATURES. Pure functions of integers, so as exact as those.
+REQUEST_FEATURES = ("amount_cents", "amount_to_card_mean_7d", "amount_to_card_mean_24h",
+                    "amount_to_merchant_mean_7d")  # fmt: skip
+MODEL_FEATURES = (*(f.name for f in FEATURES), *REQUEST_FEATURES)  # the model's columns, in order
+
+
+def request_features(cents: int, values: dict[str, float | int | None]) -> dict[str, float | None]:
+    """The transaction's own features: its amount, and the amount over its card's and merchant's means
+    (null where there is no mean).
+
+    >>> request_features(3_000, {"card_mean_7d": 1_500.0, "card_mean_24h": None, "merchant_mean_7d": 600.0})
+    {'amount_cents': 3000.0, 'amount_to_card_mean_7d': 2.0, 'amount_to_card_mean_24h': None, \
+'amount_to_merchant_mean_7d': 5.0}
+    """
+
+    def ratio(mean: float | int | None) -> float | None:
+        return cents / mean if mean else None
+
+    return {
+        "amount_cents": float(cents),
+        "amount_to_card_mean_7d": ratio(values["card_mean_7d"]),
+        "amount_to_card_mean_24h": ratio(values["card_mean_24h"]),
+        "amount_to_merchant_mean_7d": ratio(values["merchant_mean_7d"]),
+    }
+
 
 def usd_cents(amount: float, currency: str, usd_rates: dict[str, float]) -> int:
     """An amount in integer US cents, to the nearest (``usd_rates``: units of the currency per dollar;

@@ -222,8 +222,8 @@ def feast_env(settings: Settings) -> dict[str, str]:
     PostgreSQL and Redis passwords (empty when there are none). Pass them to the process, never log them.
 
     Raises:
-        ConfigError: a password with a character Feast's config cannot carry (``'``, ``,``, ``$``, a
-            line break): Feast reads the YAML after expanding the variables and splits Redis' string on
+        ConfigError: a password with a character Feast's config cannot carry (``'``, ``,``, a line
+            break): Feast reads the YAML after expanding the variables and splits Redis' string on
             ``,``.
     """
     secrets = {
@@ -233,9 +233,9 @@ def feast_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, secret in secrets.items():
         value = secret.get_secret_value() if secret else ""
-        if any(c in value for c in "',$\n\r"):
+        if any(c in value for c in "',\n\r"):
             raise ConfigError(
-                f"{name}: the password has a character Feast's config cannot carry (' , $ or a newline)"
+                f"{name}: the password has a character Feast's config cannot carry (' , or a newline)"
             )
         env[name] = value
     env[PG_PASSWORD_URL_ENV] = quote(env[PG_PASSWORD_ENV], safe="")

@@ -108,7 +108,6 @@ def run_served_parity(settings: Settings, *, fx: Path | None, topic: str = TOPIC
     return run.report
 
 
-
 def run_drift(
     settings: Settings,
     *,

@@ -5,7 +5,7 @@
 ``[features] champion_recheck_s`` seconds, so a promotion is served without a restart. A score comes with
 the decision (``review`` at or above the threshold, else ``approve``), the features' top contributions
 (how much the score drops when a feature is set to its training median: one batched prediction of
-1 + 36 rows) and the time each stage took. Every served vector goes to the served-feature log
+1 + 40 rows) and the time each stage took. Every served vector goes to the served-feature log
 (:class:`~dotjoin.pipelines.features.served.ServedLog`) for the parity job on live traffic.
 """
 
@@ -22,11 +22,12 @@ from threadpoolctl import ThreadpoolController
 
 from dotjoin.config import Settings
 from dotjoin.exceptions import ServiceUnavailableError
-from dotjoin.pipelines.features.definitions import FEATURES
+from dotjoin.pipelines.features.definitions import MODEL_FEATURES, request_features, usd_cents
 from dotjoin.pipelines.features.served import ServedLog
 from dotjoin.pipelines.features.store import OnlineStore
 from dotjoin.pipelines.features.stream import NAMESPACE
 from dotjoin.pipelines.features.train import CHAMPION, MODEL_NAME, REFERENCE_ARTIFACT, open_mlflow
+from dotjoin.pipelines.payments.history import read_usd_rates
 from dotjoin.platform.kv import KeyValueStore, open_kv
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class _Champion:
     model: Any
     reference: np.ndarray
     # the thread pools loaded with the model (OpenMP, for gradient boosting): predictions run on one
-    # thread, since a request is 37 rows and a pool's hand-offs cost milliseconds under load
+    # thread, since a request is 41 rows and a pool's hand-offs cost milliseconds under load
     threads: ThreadpoolController = field(default_factory=ThreadpoolController)
 
 
@@ -63,6 +64,8 @@ class Scorer:
         self.settings = settings
         self.store = OnlineStore(kv or open_kv(settings, NAMESPACE))
         self.threshold = settings.features.decision_threshold
+        rates = settings.features.fx_rates  # the stream job's rates: the same cents on both sides
+        self.usd_rates = read_usd_rates(settings.resolve(rates)) if rates else {}
         self.recheck_s = settings.features.champion_recheck_s
         self._champion: _Champion | None = None
         self._checked = 0.0
@@ -113,7 +116,7 @@ class Scorer:
         try:
             model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{found.version}")
             reference = mlflow.artifacts.load_dict(f"runs:/{found.run_id}/{REFERENCE_ARTIFACT}")
-            medians = np.asarray([reference[f.name] for f in FEATURES])
+            medians = np.asarray([reference[name] for name in MODEL_FEATURES])
         except Exception as exc:  # an unloadable version: keep serving the last good one, if any
             if current is not None:
                 logger.error("champion version %s does not load (%s); still serving %s", found.version, exc,
@@ -123,17 +126,29 @@ class Scorer:
         logger.info("serving %s version %s", MODEL_NAME, found.version)
         return _Champion(str(found.version), model, medians)
 
-    def score(self, *, event_id: str, card_id: str, merchant_id: str, t: int, top: int = 3) -> Scored:
+    def score(
+        self,
+        *,
+        event_id: str,
+        card_id: str,
+        merchant_id: str,
+        t: int,
+        amount: float,
+        currency: str,
+        top: int = 3,
+    ) -> Scored:
         started = time.perf_counter()
         champion = self.champion()
         looked_up = time.perf_counter()
         values, offsets = self.store.snapshot(card_id=card_id, merchant_id=merchant_id, t=t)
         fetched = time.perf_counter()
+        inputs = values | request_features(usd_cents(amount, currency, self.usd_rates), values)
         row = np.asarray(
-            [np.nan if values[f.name] is None else values[f.name] for f in FEATURES], dtype=np.float64
+            [np.nan if inputs[n] is None else inputs[n] for n in MODEL_FEATURES], dtype=np.float64
         )
-        rows = np.repeat(row[None, :], len(FEATURES) + 1, axis=0)
-        rows[np.arange(1, len(FEATURES) + 1), np.arange(len(FEATURES))] = champion.reference
+        width = len(MODEL_FEATURES)
+        rows = np.repeat(row[None, :], width + 1, axis=0)
+        rows[np.arange(1, width + 1), np.arange(width)] = champion.reference
         with champion.threads.limit(limits=1, user_api="openmp"):
             probabilities = champion.model.predict_proba(rows)[:, 1]
         scored = time.perf_counter()
@@ -151,8 +166,8 @@ class Scorer:
             model_version=champion.version,
             contributions=[
                 {
-                    "feature": FEATURES[n].name,
-                    "value": values[FEATURES[n].name],
+                    "feature": MODEL_FEATURES[n],
+                    "value": inputs[MODEL_FEATURES[n]],
                     "contribution": float(moves[n]),
                 }
                 for n in order
