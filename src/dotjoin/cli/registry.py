@@ -169,6 +169,51 @@ def _features(settings: Settings, scratch: Path) -> RunReport:
     return run_parity(settings, stream / EVENTS_FILE, fx=stream / FX_FILE)
 
 
+def _features_score(settings: Settings, scratch: Path) -> RunReport:
+    """Six labelled minutes of payments: the stream job fills the online store; train, backtest and
+    register in MLflow; promote past the gate; score 500 of them through the champion (each served vector
+    logged); recompute every served vector offline from the topic."""
+    from datetime import UTC, datetime
+
+    from dotjoin.pipelines.features.pipeline import run_served_parity
+    from dotjoin.pipelines.features.scoring import Scorer
+    from dotjoin.pipelines.features.stream import run_stream
+    from dotjoin.pipelines.features.train import promote, run_train
+    from dotjoin.pipelines.payments.history import read_recorded, read_usd_rates
+    from dotjoin.platform.bus import open_bus
+    from dotjoin.simulate.payments.output import (
+        EVENTS_FILE,
+        FX_FILE,
+        LABELS_FILE,
+        MERCHANTS_FILE,
+        produce,
+        write_log,
+    )
+    from dotjoin.simulate.payments.stream import generate
+
+    stream = scratch / "features-score"
+    sim = generate(seed=12, eps=100, duration_s=360, start=datetime(2026, 11, 4, tzinfo=UTC), fraud_rate=0.02)
+    write_log(sim, stream)
+    with open_bus(settings).producer() as producer:
+        produce(sim, producer, eps=0)
+    fx = stream / FX_FILE
+    run_stream(settings, usd_rates=read_usd_rates(fx), idle_exit=1.0)
+    trained = run_train(settings, stream / EVENTS_FILE, stream / LABELS_FILE, fx=fx, folds=2,
+                        merchants=stream / MERCHANTS_FILE)  # fmt: skip
+    promote(settings, str(trained.params["version"]), min_auc=0.7)
+    serving = settings.model_copy(
+        update={"features": settings.features.model_copy(update={"fx_rates": str(fx)})}
+    )
+    scorer = Scorer(serving)
+    try:
+        for p in read_recorded(stream / EVENTS_FILE).payments[-500:]:
+            scorer.score(event_id=p.event_id, card_id=p.card_id, merchant_id=p.merchant_id,
+                         t=p.event_time_ms, amount=p.amount, currency=p.currency)  # fmt: skip
+    finally:
+        scorer.close()  # flushes the served-feature log
+    return run_served_parity(settings, fx=fx)
+
+
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("selfcheck", "bus -> warehouse -> lake round trip", _selfcheck),
     DemoStep(
@@ -185,4 +230,9 @@ DEMO_STEPS: list[DemoStep] = [
     ),
     DemoStep("cdc_replay", "a recorded Debezium stream -> Iceberg change logs, current state + SCD2", _cdc),
     DemoStep("features_parity", "payments stream (12,000 events) -> 36 features online = offline", _features),
+    DemoStep(
+        "features_served_parity",
+        "payments stream -> online store; train + backtest -> MLflow champion; score 500; served = offline",
+        _features_score,
+    ),
 ]

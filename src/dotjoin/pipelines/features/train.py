@@ -193,7 +193,7 @@ def open_mlflow(settings: Settings) -> Any:
         import mlflow.pyfunc
         import mlflow.sklearn
 
-    uri = settings.features.mlflow_uri or f"sqlite:///{settings.resolve('mlflow.db')}"
+    uri = settings.features.mlflow_uri or f"sqlite:///{settings.resolve('mlflow.db').absolute()}"
     if uri.startswith(("http://", "https://")) and settings.features.mlflow_password is not None:
         # the server's basic auth: MLflow's client reads its credentials from these variables only
         os.environ["MLFLOW_TRACKING_USERNAME"] = settings.features.mlflow_username
@@ -208,7 +208,7 @@ def train_and_register(
 ) -> dict[str, Any]:
     """Train on everything, log the run and register a new model version; what was logged."""
     mlflow = open_mlflow(settings)
-    artifacts = settings.resolve("mlartifacts")
+    artifacts = settings.resolve("mlartifacts").absolute()
     if mlflow.get_experiment_by_name(MODEL_NAME) is None:
         mlflow.create_experiment(MODEL_NAME, artifact_location=artifacts.as_uri())
     mlflow.set_experiment(MODEL_NAME)
