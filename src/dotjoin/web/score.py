@@ -21,14 +21,22 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException
 from prometheus_client import CollectorRegistry, Histogram
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from dotjoin.config import Settings
 from dotjoin.exceptions import ServiceUnavailableError
+from dotjoin.pipelines.payments.contract import MAX_AMOUNT
 from dotjoin.platform.api_keys import ApiKey, KeyRing
 
 SCOPE = "score"
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def _text_only(value: Any) -> Any:
+    """A time is ISO 8601 text, as the schema says: pydantic would read a number as epoch seconds."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
 
 
 class Transaction(BaseModel):
@@ -38,9 +46,11 @@ class Transaction(BaseModel):
     event_id: str = Field(min_length=1, max_length=128)
     card_id: str = Field(min_length=1, max_length=128)
     merchant_id: str = Field(min_length=1, max_length=128)
-    amount: float = Field(gt=0, allow_inf_nan=False)
+    amount: float = Field(gt=0, lt=MAX_AMOUNT, strict=True)  # the payments contract's bounds; no strings
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    event_time: datetime | None = Field(default=None, description="Default: now. Naive times are UTC.")
+    event_time: Annotated[datetime | None, BeforeValidator(_text_only)] = Field(
+        default=None, description="ISO 8601; default: now. Naive times are UTC."
+    )
 
 
 class Contribution(BaseModel):
@@ -123,8 +133,9 @@ def score_router(settings: Settings, registry: CollectorRegistry) -> APIRouter:
     @router.post(
         "/score",
         response_model=ScoreResponse,
-        responses={401: {"description": "no API key"}, 403: {"description": "key unknown or not allowed"},
-                   429: {"description": "rate limited"}, 503: {"description": "no champion model"}},
+        responses={400: {"description": "the body is not JSON"}, 401: {"description": "no API key"},
+                   403: {"description": "key unknown or not allowed"}, 429: {"description": "rate limited"},
+                   503: {"description": "no champion model"}},
     )  # fmt: skip
     async def score(
         transaction: Transaction, x_api_key: Annotated[str | None, Header()] = None
@@ -136,7 +147,7 @@ def score_router(settings: Settings, registry: CollectorRegistry) -> APIRouter:
         moment = transaction.event_time or datetime.now(UTC)
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         try:
-            serving = holder.get("scorer") or await asyncio.to_thread(scorer)
+            serving: Any = holder.get("scorer") or await asyncio.to_thread(scorer)
             if not serving.ready:  # the first model load (MLflow, the artifact): seconds, off the loop
                 await asyncio.to_thread(serving.champion)
                 gc.freeze()  # what MLflow and the model loaded stays: spare full collections walking it
