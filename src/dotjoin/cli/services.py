@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 app = typer.Typer(
-    help="Start, stop and inspect the stack's services (PostgreSQL, Redis, Kafka, Airflow) on 127.0.0.1.\n\n"
+    help="Start, stop and inspect the stack's services (PostgreSQL, the object store, Kafka, Connect, Trino,"
+    " Redis, MLflow, Airflow) on 127.0.0.1.\n\n"
     "Example: dotjoin services up && dotjoin services status --output json",
     no_args_is_help=True,
 )
@@ -25,7 +26,7 @@ app = typer.Typer(
 NamesArgument = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Services to act on (default: services.enabled, i.e. postgres redis kafka airflow).",
+        help="Services to act on (default: [services] enabled, every one of them).",
         show_default=False,
     ),
 ]
