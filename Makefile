@@ -83,7 +83,7 @@ demo: venv
 # (make services starts them); DOTJOIN_REQUIRE_SERVICES=1 turns those skips into failures.
 # Both suites: the platform's in .venv, the Airflow DAGs' in .venv-airflow (tests/airflow).
 test: venv airflow spark
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 	$(AIRFLOW_BIN)/python -m pytest -q tests/airflow
 
 test-airflow: airflow

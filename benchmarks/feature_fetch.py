@@ -30,7 +30,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,9 +39,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 from _baselines import headline, machine
+from _open_loop import free_port, open_loop, quantiles, wait_http
 
 from dotjoin.config import Settings, load_settings
 from dotjoin.pipelines.features import feast_repo
@@ -74,29 +73,6 @@ DOTJOIN_APP = textwrap.dedent("""
     async def features(body: dict) -> dict:
         return store.features_at(card_id=body["card_id"], merchant_id=body["merchant_id"], t=body["t"])
 """)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer in {timeout:.0f} s")
-
-
-def quantiles(latencies: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3  # noqa: E731
-    return {"p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1] * 1e3}
 
 
 def feast_ops(settings: Settings, repo: feast_repo.FeastRepo, ops: list[dict[str, Any]]) -> list[Any]:
@@ -148,29 +124,6 @@ def _feast_values(body: dict[str, Any]) -> dict[str, Any]:
 _NAMES = {f.name for f in FEATURES}
 
 
-async def http_load(url: str, bodies: list[bytes], rps: float, seconds: float) -> tuple[list[float], int]:
-    """Open loop over HTTP (as benchmarks/score.py's ``load``): latency from each request's due time."""
-    total, latencies, errors = int(rps * seconds), [], 0
-    queue = iter(range(total))
-    headers = {"Content-Type": "application/json"}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
-                                     timeout=aiohttp.ClientTimeout(total=30)) as client:  # fmt: skip
-        t0 = time.perf_counter()
-
-        async def worker() -> None:
-            nonlocal errors
-            for n in queue:
-                due = t0 + n / rps
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                async with client.post(url, data=bodies[n % len(bodies)], headers=headers) as response:
-                    await response.read()
-                    errors += response.status != 200
-                latencies.append(time.perf_counter() - due)
-
-        await asyncio.gather(*(worker() for _ in range(64)))
-    return latencies, errors
-
-
 def in_process_load(
     store: OnlineStore, pairs: list[tuple[str, str]], t: int, rps: float, seconds: float
 ) -> list[float]:
@@ -192,7 +145,7 @@ def start_servers(
     settings: Settings, repo: feast_repo.FeastRepo, tmp: Path, namespace: str
 ) -> tuple[list[subprocess.Popen[bytes]], str, str]:
     """``feast serve`` on the repository and the bare dotjoin route; their URLs once both answer."""
-    feast_port, ours_port = _free_port(), _free_port()
+    feast_port, ours_port = free_port(), free_port()
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     feast = [str(FEAST_BIN / "feast"), "serve", "-h", "127.0.0.1", "-p", str(feast_port), "--no-access-log",
              "--workers", "1", "--max-requests", "0"]  # fmt: skip
@@ -203,8 +156,8 @@ def start_servers(
         subprocess.Popen(feast, cwd=repo.path, env={**os.environ, **feast_repo.feast_env(settings)}, **quiet),
         subprocess.Popen(ours, cwd=REPO, env={**os.environ, "BENCH_NAMESPACE": namespace}, **quiet),
     ]
-    _wait(f"http://127.0.0.1:{feast_port}/health")
-    _wait(f"http://127.0.0.1:{ours_port}/docs")
+    wait_http(f"http://127.0.0.1:{feast_port}/health")
+    wait_http(f"http://127.0.0.1:{ours_port}/docs")
     return (
         servers,
         f"http://127.0.0.1:{feast_port}/get-online-features",
@@ -259,12 +212,12 @@ def main() -> None:
                     f"  parity: {checked} entity pairs x 36 features equal (windowed exactly, decayed 1e-9)"
                 )
                 for url, payloads in bodies.values():  # warm-up
-                    asyncio.run(http_load(url, payloads, 50, 2))
+                    asyncio.run(open_loop(url, payloads, 50, 2))
                 for rps in rates:
                     row = results.setdefault(rps, {})
                     for label in (*bodies, "dotjoin in process"):
                         if label in bodies:
-                            latencies, errors = asyncio.run(http_load(*bodies[label], rps, seconds))
+                            latencies, errors = asyncio.run(open_loop(*bodies[label], rps, seconds))
                         else:
                             latencies, errors = in_process_load(store, pairs, end, rps, seconds), 0
                         q = row[label] = quantiles(latencies)

@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,28 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
+from _open_loop import free_port, open_loop, quantiles, wait_http
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer in {timeout:.0f} s")
 
 
 def setup(state: Path, env: dict[str, str]) -> tuple[str, list[dict[str, Any]], list[list[float | None]]]:
@@ -97,43 +79,8 @@ def setup(state: Path, env: dict[str, str]) -> tuple[str, list[dict[str, Any]], 
     return key, requests, vectors
 
 
-async def load(
-    url: str, bodies: list[Any], headers: dict[str, str], rps: float, seconds: float
-) -> list[float]:
-    """Open loop: request n is due at n / rps; its latency runs from then to its response. A fixed set of
-    workers takes the requests in order (all of them at once would only measure the client's queueing).
-    aiohttp with the bodies encoded beforehand: httpx's client took most of a core at 500 requests/s, a
-    core the servers on this 2-core machine then lacked."""
-    total = int(rps * seconds)
-    payloads = [json.dumps(body).encode() for body in bodies]
-    headers = {**headers, "Content-Type": "application/json"}
-    latencies: list[float] = []
-    errors = 0
-    queue = iter(range(total))
-    connector = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
-        t0 = time.perf_counter()
-
-        async def worker() -> None:
-            nonlocal errors
-            for n in queue:
-                due = t0 + n / rps
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                async with client.post(url, data=payloads[n % len(payloads)], headers=headers) as response:
-                    await response.read()
-                    errors += response.status != 200
-                latencies.append(time.perf_counter() - due)
-
-        await asyncio.gather(*(worker() for _ in range(64)))
-    if errors:
-        print(f"  {errors} of {total} requests failed", flush=True)
-    return latencies
-
-
-def quantiles(latencies: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3  # noqa: E731
-    return {"p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1] * 1e3}
+def encoded(bodies: list[Any]) -> list[bytes]:
+    return [json.dumps(body).encode() for body in bodies]
 
 
 def main() -> None:
@@ -156,7 +103,7 @@ def main() -> None:
         started = time.perf_counter()
         key, requests, vectors = setup(state, env)
         print(f"setup {time.perf_counter() - started:.0f} s: {len(requests):,} distinct requests", flush=True)
-        ours, theirs = _free_port(), _free_port()
+        ours, theirs = free_port(), free_port()
         child_env = {**os.environ, **env, "PATH": f"{BIN}:{os.environ['PATH']}",
                      "MLFLOW_TRACKING_URI": f"sqlite:///{state / '.dotjoin' / 'mlflow.db'}"}  # fmt: skip
         quiet: dict[str, Any] = {"cwd": state, "env": child_env, "stdout": subprocess.DEVNULL,
@@ -182,20 +129,24 @@ def main() -> None:
             ),
         ]
         try:
-            _wait(f"http://127.0.0.1:{ours}/healthz")
-            _wait(f"http://127.0.0.1:{theirs}/ping")
-            warm = asyncio.run(load(f"http://127.0.0.1:{ours}/score", requests, {"X-API-Key": key}, 50, 2))
+            wait_http(f"http://127.0.0.1:{ours}/healthz")
+            wait_http(f"http://127.0.0.1:{theirs}/ping")
+            warm, _ = asyncio.run(open_loop(f"http://127.0.0.1:{ours}/score", encoded(requests), 50, 2,
+                                            {"X-API-Key": key}))  # fmt: skip
             assert warm, "no warm-up responses"
             contenders = [
-                ("dotjoin POST /score (features + model)", f"http://127.0.0.1:{ours}/score", requests,
-                 {"X-API-Key": key}),
+                ("dotjoin POST /score (features + model)", f"http://127.0.0.1:{ours}/score",
+                 encoded(requests), {"X-API-Key": key}),
                 ("mlflow models serve (model only)", f"http://127.0.0.1:{theirs}/invocations",
-                 [{"inputs": [v]} for v in vectors], {}),
+                 encoded([{"inputs": [v]} for v in vectors]), {}),
             ]  # fmt: skip
             results: dict[float, list[dict[str, float]]] = {}
             for rps in rates:
                 for label, url, bodies, headers in contenders:
-                    q = quantiles(asyncio.run(load(url, bodies, headers, rps, args.seconds)))
+                    latencies, errors = asyncio.run(open_loop(url, bodies, rps, args.seconds, headers))
+                    if errors:
+                        print(f"  {errors} of {len(latencies)} requests failed", flush=True)
+                    q = quantiles(latencies)
                     results.setdefault(rps, []).append(q)
                     shown = ", ".join(f"{name} {q[name]:.2f} ms" for name in ("p50", "p95", "p99", "max"))
                     print(f"  {label}: {shown} at {rps:.0f} requests/s for {args.seconds:.0f} s", flush=True)

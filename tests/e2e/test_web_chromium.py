@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dotjoin.pipelines.features.definitions import FEATURES
+from dotjoin.pipelines.features.drift import DRIFT_STATUS
 from dotjoin.pipelines.payments.contract import TYPOLOGIES, Label
 from dotjoin.pipelines.payments.detector import Alert
 from dotjoin.pipelines.payments.monitor import Monitor
@@ -122,6 +125,18 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 15
     raise AssertionError(f"the web app did not answer on {url} within {timeout_s}s")
 
 
+def _write_drift_status(path: Path) -> None:
+    """Six 5-minute windows of one model: card_sum_1h drifts past the 0.2 alert in the last two."""
+    windows = [
+        {"model_version": "3", "start_ms": n * 60_000, "end_ms": (n + 5) * 60_000, "rows": 500,
+         "psi": {**{f.name: 0.01 for f in FEATURES}, "card_sum_1h": 0.05 * n},
+         "ks": {f.name: 0.02 for f in FEATURES}}
+        for n in range(6)
+    ]  # fmt: skip
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"computed_at": 0, "threshold": 0.2, "windows": windows}))
+
+
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Chromium:
     return Chromium(require_chromium(), tmp_path_factory.mktemp("chromium"))
@@ -134,6 +149,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, chromium: Chromium) -> Iter
     state_dir = home / ".dotjoin"
     succeeded, failed = _write_reports(state_dir / "runs")
     _write_detector_status(state_dir / "payments" / "status.json")
+    _write_drift_status(state_dir / DRIFT_STATUS)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOTJOIN")}
     env["DOTJOIN__STATE_DIR"] = str(state_dir)
@@ -230,4 +246,17 @@ def test_payments_dashboard_in_chromium(server: Server, chromium: Chromium, tmp_
     assert "e-fraud-1" in visible and "category_ratio 44.56" in visible
     assert "Scored 34,355" in visible  # 30 batches of 1,000 + 10 i, then 5
     png = chromium.screenshot(url, tmp_path / "payments.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_features_page_in_chromium(server: Server, chromium: Chromium, tmp_path: Path) -> None:
+    url = f"{server.url}/features"
+    dom = chromium.dump_dom(url)
+    visible = text(dom)
+    assert "model 3, 500 vectors" in visible and "card_sum_1h 0.25" in visible
+    assert len(elements(dom, "tr", class_="drifted")) == 1
+    lines = {line["data-series"]: line["points"] for line in elements(dom, "polyline")}
+    assert {"card_sum_1h", "alert 0.2"} <= set(lines)
+    assert len(lines["card_sum_1h"].split()) == 6  # one point per window
+    png = chromium.screenshot(url, tmp_path / "features.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

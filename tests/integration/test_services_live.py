@@ -108,12 +108,14 @@ def test_up_again_leaves_running_services_alone(
 @pytest.mark.connect
 @pytest.mark.objectstore
 @pytest.mark.trino
+@pytest.mark.mlflow
 def test_cli_status_reports_every_service_up(
     postgres: Settings,
     redis_service: Settings,
     kafka: Settings,
     connect_worker: Settings,
     trino_service: Settings,
+    mlflow_service: Settings,
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DOTJOIN_PROFILE"}
     result = subprocess.run(
@@ -123,7 +125,8 @@ def test_cli_status_reports_every_service_up(
     assert result.returncode == 0, result.stderr
     rows = {row["service"]: row for row in json.loads(result.stdout)}
     assert {name: row["state"] for name, row in rows.items()} == {
-        name: "up" for name in ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "airflow")
+        name: "up"
+        for name in ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "mlflow", "airflow")
     }
     assert all(row["version"] for row in rows.values())
 

@@ -72,7 +72,7 @@ class FakeService(Service):
         return "1.0"
 
 
-ALL = ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "airflow")
+ALL = ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "mlflow", "airflow")
 
 
 @pytest.fixture
