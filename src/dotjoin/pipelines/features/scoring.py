@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from dotjoin.config import Settings
 from dotjoin.exceptions import ServiceUnavailableError
@@ -27,6 +26,7 @@ from dotjoin.pipelines.features.served import ServedLog
 from dotjoin.pipelines.features.store import OnlineStore
 from dotjoin.pipelines.features.stream import NAMESPACE
 from dotjoin.pipelines.features.train import CHAMPION, MODEL_NAME, REFERENCE_ARTIFACT, open_mlflow
+from dotjoin.pipelines.features.trees import Predict, probabilities
 from dotjoin.pipelines.payments.history import read_usd_rates
 from dotjoin.platform.kv import KeyValueStore, open_kv
 
@@ -52,9 +52,7 @@ class _Champion:
     version: str
     model: Any
     reference: np.ndarray
-    # the thread pools loaded with the model (OpenMP, for gradient boosting): predictions run on one
-    # thread, since a request is 41 rows and a pool's hand-offs cost milliseconds under load
-    threads: ThreadpoolController = field(default_factory=ThreadpoolController)
+    predict: Predict  # rows → probabilities: the model's own, minus its per-call overhead (trees.py)
 
 
 class Scorer:
@@ -124,7 +122,8 @@ class Scorer:
                 return current
             raise NoChampionError(f"version {found.version} does not load: {exc}") from None
         logger.info("serving %s version %s", MODEL_NAME, found.version)
-        return _Champion(str(found.version), model, medians)
+        probe = np.vstack([medians, medians * 0.5, medians * 2.0, np.full(medians.size, np.nan)])
+        return _Champion(str(found.version), model, medians, probabilities(model, probe))
 
     def score(
         self,
@@ -149,16 +148,15 @@ class Scorer:
         width = len(MODEL_FEATURES)
         rows = np.repeat(row[None, :], width + 1, axis=0)
         rows[np.arange(1, width + 1), np.arange(width)] = champion.reference
-        with champion.threads.limit(limits=1, user_api="openmp"):
-            probabilities = champion.model.predict_proba(rows)[:, 1]
+        scores = champion.predict(rows)
         scored = time.perf_counter()
-        score = float(probabilities[0])
+        score = float(scores[0])
         if self.served is not None:
             self.served.record(
                 event_id=event_id, card_id=card_id, merchant_id=merchant_id, time_ms=t,
                 model_version=champion.version, score=score, offsets=offsets, values=values,
             )  # fmt: skip
-        moves = score - probabilities[1:]
+        moves = score - scores[1:]
         order = np.argsort(-np.abs(moves))[:top]
         return Scored(
             score=score,
