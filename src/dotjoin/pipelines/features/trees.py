@@ -4,7 +4,7 @@ scikit-learn's ``predict_proba`` on HistGradientBoosting validates its input on 
 names, dataframe detection: ~0.25 ms) and walks each tree through a wrapper sized for big batches: 0.65 ms
 for the 41 rows of one score, nearly all of it per call, not per row. :func:`probabilities` calls the same
 compiled tree walk (scikit-learn's ``_predict_from_raw_data``) tree by tree on one thread: 0.37 ms
-(benchmarks/score.py's model stage). It reads the model's private attributes, so it is used only after it
+(measured in process, 3,000 calls). It reads the model's private attributes, so it is used only after it
 reproduces ``predict_proba`` on a probe; any other model, or a scikit-learn whose internals moved, gets
 ``predict_proba`` itself, on one OpenMP thread (a thread pool's hand-offs cost milliseconds under load).
 """
