@@ -259,7 +259,8 @@ def test_cli_status_json_reports_down_services(tmp_path: Path) -> None:
                 "DOTJOIN__SERVICES__AIRFLOW_PORT": str(free_port()),
                 "DOTJOIN__SERVICES__CONNECT_PORT": str(free_port()),
                 "DOTJOIN__OBJECTSTORE__ENDPOINT": f"http://127.0.0.1:{free_port()}",
-                "DOTJOIN__SERVICES__TRINO_PORT": str(free_port())})  # fmt: skip
+                "DOTJOIN__SERVICES__TRINO_PORT": str(free_port()),
+                "DOTJOIN__SERVICES__MLFLOW_PORT": str(free_port())})  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "dotjoin.cli.main", "services", "status", "--output", "json"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
