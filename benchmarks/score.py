@@ -131,12 +131,13 @@ def main() -> None:
         try:
             wait_http(f"http://127.0.0.1:{ours}/healthz")
             wait_http(f"http://127.0.0.1:{theirs}/ping")
-            warm, _ = asyncio.run(open_loop(f"http://127.0.0.1:{ours}/score", encoded(requests), 50, 2,
+            scoring = encoded(requests)
+            warm, _ = asyncio.run(open_loop(f"http://127.0.0.1:{ours}/score", scoring, 50, 2,
                                             {"X-API-Key": key}))  # fmt: skip
             assert warm, "no warm-up responses"
             contenders = [
-                ("dotjoin POST /score (features + model)", f"http://127.0.0.1:{ours}/score",
-                 encoded(requests), {"X-API-Key": key}),
+                ("dotjoin POST /score (features + model)", f"http://127.0.0.1:{ours}/score", scoring,
+                 {"X-API-Key": key}),
                 ("mlflow models serve (model only)", f"http://127.0.0.1:{theirs}/invocations",
                  encoded([{"inputs": [v]} for v in vectors]), {}),
             ]  # fmt: skip

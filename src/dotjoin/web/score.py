@@ -133,7 +133,7 @@ def score_router(settings: Settings, registry: CollectorRegistry) -> APIRouter:
     @router.post(
         "/score",
         response_model=ScoreResponse,
-        responses={400: {"description": "the body is not JSON"}, 401: {"description": "no API key"},
+        responses={400: {"description": "the body cannot be decoded"}, 401: {"description": "no API key"},
                    403: {"description": "key unknown or not allowed"}, 429: {"description": "rate limited"},
                    503: {"description": "no champion model"}},
     )  # fmt: skip

@@ -50,7 +50,6 @@ class Scored:
 @dataclass
 class _Champion:
     version: str
-    model: Any
     reference: np.ndarray
     predict: Predict  # rows → probabilities: the model's own, minus its per-call overhead (trees.py)
 
@@ -123,7 +122,7 @@ class Scorer:
             raise NoChampionError(f"version {found.version} does not load: {exc}") from None
         logger.info("serving %s version %s", MODEL_NAME, found.version)
         probe = np.vstack([medians, medians * 0.5, medians * 2.0, np.full(medians.size, np.nan)])
-        return _Champion(str(found.version), model, medians, probabilities(model, probe))
+        return _Champion(str(found.version), medians, probabilities(model, probe))
 
     def score(
         self,
