@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import threading
 import uuid
@@ -156,3 +157,27 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def java() -> None:
+    """Spark needs a JVM: a skip with the reason without one (a failure under DOTJOIN_REQUIRE_SERVICES)."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        reason = "Java is not installed (Spark needs Java 17+: apt-get install openjdk-17-jre-headless)"
+        if REQUIRE_SERVICES:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def spark_engine(
+    tmp_path_factory: pytest.TempPathFactory, stack_settings: Settings, java: None
+) -> Iterator[Any]:
+    """One Spark session for every Spark test (its start is ~15 s): the stack's lake catalog and the
+    Kafka connector (local[2], two shuffle partitions, 1 GiB driver heap)."""
+    from dotjoin.pipelines.payments.spark_job import spark_options
+    from dotjoin.platform.spark import SparkEngine
+
+    log = tmp_path_factory.mktemp("spark") / "spark.log"
+    with SparkEngine("dotjoin-tests", spark_options(stack_settings, log_file=log)) as spark:
+        yield spark

@@ -5,13 +5,13 @@ recorded file raises. A restart of the Spark job from its checkpoint (with the l
 commit lost, as after a crash between the sink's write and Spark's commit) continues every card's
 state and leaves the same table.
 
-One Spark session for the module (local[2], two shuffle partitions, 1 GiB driver heap).
+One Spark session for the test session (``spark_engine``: local[2], two shuffle partitions, 1 GiB
+driver heap).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,14 +32,14 @@ from dotjoin.pipelines.payments.offline import Replay, replay, train_models
 from dotjoin.pipelines.payments.rules import load_rules
 from dotjoin.pipelines.payments.runner import Runner
 from dotjoin.pipelines.payments.sinks import AlertLake
-from dotjoin.pipelines.payments.spark_job import run_spark, spark_options
+from dotjoin.pipelines.payments.spark_job import run_spark
 from dotjoin.platform.bus import DLQ_SUFFIX, open_bus
 from dotjoin.platform.lake import open_lake
 from dotjoin.platform.spark import SparkEngine
 from dotjoin.platform.warehouse import open_warehouse
 from dotjoin.simulate.payments.output import write_log
 from dotjoin.simulate.payments.stream import Emitted, generate
-from tests.conftest import REPO_ROOT, REQUIRE_SERVICES
+from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.spark, pytest.mark.slow]
 
@@ -80,25 +80,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
         "models": replay(log, reference, load_rules(), FraudModels.load(models_path)),
     }
     return Recorded(root, list(sim), reference, models_path, expected)
-
-
-@pytest.fixture(scope="module")
-def java() -> None:
-    """Spark needs a JVM: a skip with the reason without one (a failure under DOTJOIN_REQUIRE_SERVICES)."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        reason = "Java is not installed (Spark needs Java 17+: apt-get install openjdk-17-jre-headless)"
-        if REQUIRE_SERVICES:
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, stack_settings: Settings, java: None
-) -> Iterator[SparkEngine]:
-    log = tmp_path_factory.mktemp("spark") / "spark.log"
-    with SparkEngine("dotjoin-tests", spark_options(stack_settings, log_file=log)) as spark:
-        yield spark
 
 
 @pytest.fixture
@@ -166,7 +147,7 @@ def _run_embedded(
 
 @pytest.mark.parametrize("variant", ["rules", "models"])
 def test_spark_and_the_embedded_runner_on_kafka_raise_the_replays_alerts(
-    stack: Settings, topic: str, recorded: Recorded, engine: SparkEngine, tmp_path: Path, variant: str
+    stack: Settings, topic: str, recorded: Recorded, spark_engine: SparkEngine, tmp_path: Path, variant: str
 ) -> None:
     expected = recorded.expected[variant]
     assert expected.alerts and expected.dead_letters and expected.late, "the log must exercise every path"
@@ -184,7 +165,7 @@ def test_spark_and_the_embedded_runner_on_kafka_raise_the_replays_alerts(
     began = time.monotonic()
     spark = run_spark(stack, reference=ref, models_path=models_path, topic=topic, table=f"{topic}_spark",
                       lake_table=f"curated.{topic}_spark", checkpoint=tmp_path / "spark",
-                      engine=engine)  # fmt: skip
+                      engine=spark_engine)  # fmt: skip
     print(f"{variant}: {len(expected.alerts)} alerts, {n} messages; embedded runner {runner_s:.1f} s, "
           f"spark job {time.monotonic() - began:.1f} s ({spark.batches} batch(es))")  # fmt: skip
 
@@ -214,14 +195,14 @@ def test_spark_and_the_embedded_runner_on_kafka_raise_the_replays_alerts(
 
 
 def test_a_restart_from_the_spark_checkpoint_continues_each_cards_state(
-    stack: Settings, topic: str, recorded: Recorded, engine: SparkEngine, tmp_path: Path
+    stack: Settings, topic: str, recorded: Recorded, spark_engine: SparkEngine, tmp_path: Path
 ) -> None:
     half = len(recorded.messages) // 2
     table, checkpoint = f"{topic}_spark", tmp_path / "spark"
     _send(stack, topic, recorded.messages[:half])
     lake_table = f"curated.{table}"
     first = run_spark(stack, reference=recorded.reference, topic=topic, table=table, lake_table=lake_table,
-                      checkpoint=checkpoint, max_offsets_per_trigger=3000, engine=engine)  # fmt: skip
+                      checkpoint=checkpoint, max_offsets_per_trigger=3000, engine=spark_engine)  # fmt: skip
     assert first.batches >= 2 and first.consumed == half
     # A crash after the last batch's sink write, before Spark committed it: the batch runs again.
     commits = sorted((checkpoint / "commits").glob("[0-9]*"), key=lambda p: int(p.name))
@@ -229,7 +210,7 @@ def test_a_restart_from_the_spark_checkpoint_continues_each_cards_state(
         stale.unlink(missing_ok=True)
     _send(stack, topic, recorded.messages[half:])
     second = run_spark(stack, reference=recorded.reference, topic=topic, table=table, lake_table=lake_table,
-                       checkpoint=checkpoint, engine=engine)  # fmt: skip
+                       checkpoint=checkpoint, engine=spark_engine)  # fmt: skip
     assert second.consumed > len(recorded.messages) - half  # the replayed batch, then the rest
     want = _rows(recorded.expected["rules"].alerts)
     assert _stored(stack, table) == want

@@ -185,20 +185,42 @@ def stream(
     idle_exit: Annotated[
         float, typer.Option("--idle-exit", help="Stop after this many idle seconds (0: run until stopped).")
     ] = 10.0,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            "-e",
+            help="embedded (in process) or spark (Spark Structured Streaming; stack profile).",
+        ),
+    ] = "embedded",
     output: OutputOption = "table",
 ) -> None:
     """Consume the payments topic into the online store (SQLite locally, Redis in the stack profile):
     every card's and merchant's state, exactly once.
 
+    With --engine spark the same states are computed by Spark (its checkpoint under
+    <state>/features/spark-checkpoint; needs pyspark, Java 17+ and Maven): it reads what the topic holds
+    and stops, or with --idle-exit 0 runs a micro-batch every second until stopped.
+
     Example: dotjoin payments simulate --out pay --duration 60 --to-bus && dotjoin features stream
     --fx pay/fx_rates.csv
     """
     from dotjoin.cli.payments import _settings
-    from dotjoin.pipelines.features.stream import run_stream
     from dotjoin.pipelines.payments.history import read_usd_rates
 
+    if engine not in ("embedded", "spark"):
+        raise typer.BadParameter(f"must be embedded or spark, not {engine!r}", param_hint="--engine")
     rates = read_usd_rates(fx) if fx is not None else {}
-    report = run_stream(_settings(), usd_rates=rates, group=group, idle_exit=idle_exit or None)
+    if engine == "spark":
+        from dotjoin.pipelines.features.spark_stream import run_spark_stream
+
+        report = run_spark_stream(
+            _settings(), usd_rates=rates, trigger=1.0 if not idle_exit else "available_now"
+        )
+    else:
+        from dotjoin.pipelines.features.stream import run_stream
+
+        report = run_stream(_settings(), usd_rates=rates, group=group, idle_exit=idle_exit or None)
     emit_report(report, output, _stream_summary)
 
 

@@ -7,6 +7,7 @@ module builds::
 
     readStream.format("kafka")  (subscribe, startingOffsets)
       → key, value, partition, offset, timestamp_ms
+      → mapInArrow(rekey function)  (optional: the keys to group each message by)
       → groupBy(key).transformWithState(keyed function, state: one binary value per key, RocksDB)
       → mapInArrow(batch function)  (optional: stateless, vectorised)
       → writeStream.foreachBatch(sink)  with a checkpoint location, trigger availableNow or processingTime
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 #: Columns a keyed function receives, per Kafka message (the key is the group's).
 INPUT_COLUMNS = ("key", "value", "partition", "offset", "timestamp_ms")
+INPUT_SCHEMA = pa.schema([("key", pa.binary()), ("value", pa.binary()), ("partition", pa.int32()),
+                          ("offset", pa.int64()), ("timestamp_ms", pa.int64())])  # fmt: skip
 #: ``(key, rows, state) -> (output rows, new state)``: rows are tuples of INPUT_COLUMNS in arrival
 #: order (not necessarily offset order), output rows tuples in the output schema's order; a None state
 #: removes the key's state.
@@ -166,6 +169,7 @@ class SparkEngine:
         func: KeyedFunction,
         output_schema: pa.Schema,
         sink: BatchSink,
+        rekey: BatchFunction | None = None,
         then: BatchFunction | None = None,
         checkpoint: Path,
         trigger: Trigger = "available_now",
@@ -175,8 +179,11 @@ class SparkEngine:
     ) -> StreamHandle:
         """Start the query (see the module docstring); :meth:`StreamHandle.wait` blocks on it.
 
-        ``then`` maps each Arrow batch of the keyed function's output (``mapInArrow``: stateless,
-        vectorised, in the workers) before the sink; its output has ``output_schema`` too.
+        ``rekey`` maps each Arrow batch of messages (:data:`INPUT_COLUMNS`, :data:`INPUT_SCHEMA`) to the
+        rows to group, before the keyed function: it may replace a message's key, or send one message
+        to several keys (a payment to its card's and its merchant's). ``then`` maps each Arrow batch of
+        the keyed function's output (``mapInArrow``: stateless, vectorised, in the workers) before the
+        sink; its output has ``output_schema`` too.
         """
         from pyspark.sql import functions as F
         from pyspark.sql.pandas.types import from_arrow_schema
@@ -193,6 +200,8 @@ class SparkEngine:
         messages = reader.load().select(
             "key", "value", "partition", "offset", F.unix_millis("timestamp").alias("timestamp_ms")
         )
+        if rekey is not None:
+            messages = messages.mapInArrow(_batches(rekey), from_arrow_schema(INPUT_SCHEMA))
         keyed = messages.groupBy("key").transformWithState(
             _processor(func, output_schema.names),
             outputStructType=from_arrow_schema(output_schema),

@@ -42,7 +42,8 @@ def load(data: bytes) -> EntityHistory:
     return history
 
 
-def _key(entity: Entity, entity_id: str) -> str:
+def state_key(entity: Entity, entity_id: str) -> str:
+    """The store's key of an entity's state: ``card:<id>``, ``merchant:<id>``."""
     return f"{entity}:{entity_id}"
 
 
@@ -55,14 +56,16 @@ class OnlineStore:
     def histories(self, keys: Iterable[tuple[Entity, str]]) -> dict[tuple[Entity, str], EntityHistory]:
         """The stored histories of ``keys`` (a new, empty one where there is none)."""
         wanted = list(dict.fromkeys(keys))
-        found = self.kv.get_many([_key(e, i) for e, i in wanted])
+        found = self.kv.get_many([state_key(e, i) for e, i in wanted])
         return {k: _history(v) for k, v in zip(wanted, found, strict=True)}
 
     def save(self, histories: Mapping[tuple[Entity, str], EntityHistory], offsets: Mapping[str, int]) -> None:
         """Write ``histories`` and every applied offset (``topic:partition`` → next offset) at once."""
-        items = {_key(e, i): dump(h) for (e, i), h in histories.items()}
-        items[OFFSETS_KEY] = _encode(dict(offsets))
-        self.kv.put_many(items)
+        self.put_states({state_key(e, i): dump(h) for (e, i), h in histories.items()}, offsets)
+
+    def put_states(self, states: Mapping[str, bytes], offsets: Mapping[str, int]) -> None:
+        """:meth:`save` of states already encoded (:func:`dump`), by :func:`state_key`."""
+        self.kv.put_many({**states, OFFSETS_KEY: _encode(dict(offsets))})
 
     def offsets(self) -> dict[str, int]:
         """The next offset to apply per ``topic:partition`` (absent: nothing applied yet)."""
@@ -73,7 +76,7 @@ class OnlineStore:
     ) -> tuple[dict[str, float | int | None], dict[str, int]]:
         """:meth:`features_at` and the offsets the state was built to, in one atomic read."""
         card, merchant, offsets = self.kv.get_many(
-            [_key("card", card_id), _key("merchant", merchant_id), OFFSETS_KEY]
+            [state_key("card", card_id), state_key("merchant", merchant_id), OFFSETS_KEY]
         )
         values = _history(card).values("card", t) | _history(merchant).values("merchant", t)
         return {f.name: values[f.name] for f in FEATURES}, _decode_offsets(offsets)
