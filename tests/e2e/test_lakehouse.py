@@ -66,6 +66,26 @@ def test_dbt_build_passes_and_marts_reconcile_with_ground_truth(state: tuple[Set
     assert statuses["pass"] >= 40 and set(statuses) <= {"success", "pass"}  # tests + unit tests ran
     assert {o.name for o in report.outputs} >= {"fact_orders", "dim_customers", "iot_hourly_metrics"}
     assert report.metrics["scan.iot_hourly_metrics.total_files"] == DAYS
+    # every dbt data test is one check record on the model it tests (unit tests are not data tests)
+    dbt = {c.name: c for c in report.checks if c.name.startswith("dbt:")}
+    assert statuses["pass"] >= len(dbt) >= 20
+    unique = dbt["dbt:unique_fact_orders_order_id"]
+    assert (unique.dataset, unique.observed, unique.failed_rows, unique.passed) == ("fact_orders", 0, 0, True)
+    assert {c.dataset for c in dbt.values()} >= {"fact_orders", "dim_customers", "iot_hourly_metrics"}
+
+
+def test_the_runs_checks_are_rows_of_dq_results(state: tuple[Settings, RunReport]) -> None:
+    settings, report = state
+    with open_warehouse(settings) as wh:
+        rows = wh.query(
+            "SELECT check_name, dataset, passed, observed_value, failed_rows FROM dq_results "
+            "WHERE run_id = $1 ORDER BY ordinal",
+            [report.run_id],
+        ).to_pylist()
+    assert [r["check_name"] for r in rows] == [c.name for c in report.checks]
+    assert [(r["dataset"], r["passed"], r["failed_rows"]) for r in rows] == [
+        (c.dataset or "", c.passed, c.failed_rows) for c in report.checks
+    ]
 
 
 def test_drifted_iot_columns_are_populated_from_the_drift_day_and_null_before(lake: Lake) -> None:

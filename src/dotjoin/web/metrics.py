@@ -12,6 +12,16 @@ The reports on disk are the source of truth, so the collector keeps no state of 
 - ``dotjoin_last_run_timestamp_seconds{pipeline,status}``: when the latest run of each status ended
   (started, while still running); ``time() - dotjoin_last_run_timestamp_seconds{status="succeeded"}``
   is the freshness alert.
+
+And the checks (the latest result of each check of each dataset and partition, whichever run made it;
+labels ``dataset``, ``check``, ``partition``, ``severity``, ``pipeline``; ``dataset=""`` is a check of the
+run itself, such as its row accounting):
+
+- ``dq_check_passed``: 1 or 0.
+- ``dq_observed_value``: the observed value, when it is a number.
+- ``dq_failed_rows``: failing rows, for checks that count them.
+- ``dq_check_duration_seconds``: how long the check took.
+- ``dq_check_timestamp_seconds``: when its run finished.
 """
 
 from __future__ import annotations
@@ -22,7 +32,8 @@ from collections.abc import Iterable, Iterator
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from dotjoin.platform.runs.report import RunReport
+from dotjoin.platform.quality.results import numeric
+from dotjoin.platform.runs.report import Check, RunReport
 from dotjoin.platform.runs.store import RunStore
 
 __all__ = ["CONTENT_TYPE_LATEST", "RunReportCollector", "metrics_registry", "render_metrics"]
@@ -52,6 +63,7 @@ class RunReportCollector:
         latest = _latest(reports, by=("pipeline",))
         yield from self._latest_run([latest[key] for key in sorted(latest)])
         yield self._last_run_timestamp(reports)
+        yield from self._checks(reports)
 
     @staticmethod
     def _runs_total(reports: list[RunReport]) -> Metric:
@@ -105,6 +117,36 @@ class RunReportCollector:
         for (pipeline, status), report in sorted(_latest(reports, by=("pipeline", "status")).items()):
             family.add_metric([pipeline, status], (report.finished_at or report.started_at).timestamp())
         return family
+
+    @staticmethod
+    def _checks(reports: list[RunReport]) -> Iterator[Metric]:
+        labels = ["dataset", "check", "partition", "severity", "pipeline"]
+        passed = GaugeMetricFamily(
+            "dq_check_passed", "1 if the latest result of the check passed.", labels=labels
+        )
+        observed = GaugeMetricFamily("dq_observed_value", "The check's observed value.", labels=labels)
+        failed = GaugeMetricFamily("dq_failed_rows", "Rows failing the check.", labels=labels)
+        duration = GaugeMetricFamily(
+            "dq_check_duration_seconds", "How long the check took.", labels=labels, unit="seconds"
+        )
+        stamp = GaugeMetricFamily(
+            "dq_check_timestamp_seconds", "Unix time the check's run finished.", labels=labels, unit="seconds"
+        )
+        latest: dict[tuple[str, str, str], tuple[RunReport, Check]] = {}
+        for report in reports:  # newest first: the first result of a check is its latest
+            for check in report.checks:
+                latest.setdefault((check.dataset or "", check.name, check.partition or ""), (report, check))
+        for (dataset, name, partition), (report, check) in sorted(latest.items()):
+            values = [dataset, name, partition, check.severity, report.pipeline]
+            passed.add_metric(values, 1.0 if check.passed else 0.0)
+            if (number := numeric(check.observed)) is not None:
+                observed.add_metric(values, number)
+            if check.failed_rows is not None:
+                failed.add_metric(values, check.failed_rows)
+            if check.duration_s is not None:
+                duration.add_metric(values, check.duration_s)
+            stamp.add_metric(values, (report.finished_at or report.started_at).timestamp())
+        yield from (passed, observed, failed, duration, stamp)
 
 
 def metrics_registry(store: RunStore) -> CollectorRegistry:

@@ -60,6 +60,20 @@ class DbtOutcome:
     statuses: dict[str, int] = field(default_factory=dict)  # status -> node count
     failures: list[str] = field(default_factory=list)  # "unique_id: message"
     timings: dict[str, float] = field(default_factory=dict)  # unique_id -> seconds
+    tests: list[DbtTest] = field(default_factory=list)  # the data tests' results, in run order
+
+
+@dataclass(frozen=True)
+class DbtTest:
+    """One dbt data test's result: what :func:`test_checks` turns into the platform's check records."""
+
+    name: str  # the test's node name (unique_orders_order_id...)
+    model: str | None  # the model (or source table) it tests
+    status: str  # pass, fail, warn, error, skipped
+    failures: int | None  # failing rows, as dbt counts them
+    severity: str  # error or warn (its config)
+    seconds: float
+    message: str | None
 
 
 @contextlib.contextmanager
@@ -117,6 +131,8 @@ class DbtContext:
             outcome.timings[uid] = float(getattr(node, "execution_time", 0.0) or 0.0)
             if status in ("error", "fail", "runtime error"):
                 outcome.failures.append(f"{uid}: {getattr(node, 'message', '')}")
+            if uid.startswith("test."):
+                outcome.tests.append(_test_result(node, status))
         if result.exception is not None:
             outcome.failures.append(f"dbt {command}: {result.exception}")
         logger.info("dbt %s: %s in %.1fs", command, outcome.statuses, outcome.elapsed_s)
@@ -125,6 +141,34 @@ class DbtContext:
     def manifest(self) -> dict[str, Any]:
         path = self.work_dir / "target" / "manifest.json"
         return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _test_result(result: Any, status: str) -> DbtTest:
+    node = result.node
+    attached = getattr(node, "attached_node", None) or next(iter(node.depends_on.nodes), None)
+    config = getattr(node, "config", None)
+    return DbtTest(
+        name=node.name,
+        model=attached.rsplit(".", 1)[-1] if attached else None,
+        status=status,
+        failures=getattr(result, "failures", None),
+        severity=str(getattr(config, "severity", "error")).lower(),
+        seconds=float(getattr(result, "execution_time", 0.0) or 0.0),
+        message=getattr(result, "message", None),
+    )
+
+
+def test_checks(run: Any, outcome: DbtOutcome) -> None:
+    """Each dbt data test of ``outcome`` as one check record on ``run`` (dataset: the model it tests)."""
+    for t in outcome.tests:
+        if t.status == "skipped":
+            continue
+        run.check(
+            f"dbt:{t.name}", passed=t.status == "pass",  # a warn-severity test that finds rows: "warn"
+            observed=t.failures, expected="= 0", detail=None if t.status == "pass" else t.message,
+            dataset=t.model, severity="warning" if t.severity == "warn" else "error", failed_rows=t.failures,
+            duration_s=round(t.seconds, 6),
+        )  # fmt: skip
 
 
 def publish_sources(

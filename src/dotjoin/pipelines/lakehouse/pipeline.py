@@ -248,6 +248,7 @@ def _build(
         observed=outcome.statuses,
         detail="; ".join(outcome.failures)[:2000] or None,
     )
+    curated.test_checks(run, outcome)
     freshness = ctx.invoke("source freshness")
     run.check("dbt_source_freshness", passed=freshness.success, observed=freshness.statuses)
     plans: dict[str, ScanPlan] = {t: lake.plan(f"staging.{t}") for t in tables}

@@ -1,11 +1,13 @@
-"""Declared schemas: a YAML file naming a table's columns, their types, formats and rules.
+"""Declared schemas: a YAML file naming a table's columns, their types, formats, rules and checks.
 
 The vocabulary is the Open Data Contract Standard's (ODCS v3) where it has a word for the thing:
 ``apiVersion``, ``kind``, ``name``, ``version``, ``status``, ``schema`` (one object per table) with
 ``properties`` holding ``name``, ``logicalType``, ``required``, ``primaryKey``, ``unique``,
 ``description``, ``examples`` and ``logicalTypeOptions``. What ODCS has no word for (how the source
 file is written, the source header of a column, normalisers, the dedup policy) is ours: ``source``,
-``header``, ``normalise``, ``dedup``. An example::
+``header``, ``normalise``, ``dedup``. The checks of the table once written are ODCS too: ``quality``
+rules (on a property or the table), ``relationships`` and ``slaProperties`` (latency), run by
+:mod:`dotjoin.platform.quality.checks` with those the schema implies. An example::
 
     apiVersion: v3.0.2
     kind: DataContract
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -70,6 +72,68 @@ class TypeOptions(_Model):
     exclusiveMaximum: Literal["now"] | None = None
 
 
+Metric = Literal["nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount"]
+THRESHOLDS = ("mustBe", "mustNotBe", "mustBeGreaterThan", "mustBeGreaterOrEqualTo", "mustBeLessThan",
+              "mustBeLessOrEqualTo", "mustBeBetween", "mustNotBeBetween")  # fmt: skip
+
+
+class QualityRule(_Model):
+    """An ODCS ``quality`` entry (v3.1): a library metric or a SQL query, and a threshold on its value.
+
+    ``metric`` (``type: library``): ``nullValues``, ``missingValues`` (``arguments.missingValues``),
+    ``invalidValues`` (``arguments.validValues`` and/or ``arguments.pattern``), ``duplicateValues``
+    (of the property, or of ``arguments.properties`` on a table), ``rowCount``; in ``rows`` or ``percent``.
+    ``query`` (``type: sql``): one value; ``${object}`` is the table, ``${property}`` the column.
+    Without a threshold a library metric must be 0 (``rowCount``: above 0). ``text`` rules document.
+    """
+
+    name: str | None = None
+    type: Literal["library", "sql", "text", "custom"] = "library"
+    metric: Metric | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    query: str | None = None
+    description: str | None = None
+    dimension: str | None = None
+    severity: str = "error"
+    unit: Literal["rows", "percent"] = "rows"
+    mustBe: float | None = None
+    mustNotBe: float | None = None
+    mustBeGreaterThan: float | None = None
+    mustBeGreaterOrEqualTo: float | None = None
+    mustBeLessThan: float | None = None
+    mustBeLessOrEqualTo: float | None = None
+    mustBeBetween: tuple[float, float] | None = None
+    mustNotBeBetween: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> QualityRule:
+        if self.type == "library" and self.metric is None:
+            raise ValueError("a library quality rule needs a metric (nullValues, invalidValues, ...)")
+        if self.type == "sql" and not self.query:
+            raise ValueError("a sql quality rule needs a query")
+        if self.type == "sql" and not any(getattr(self, t) is not None for t in THRESHOLDS):
+            raise ValueError(f"a sql quality rule needs a threshold ({', '.join(THRESHOLDS)})")
+        return self
+
+
+class Relationship(_Model):
+    """An ODCS ``relationships`` entry of a property: its values must exist in ``to`` (``table.column``)."""
+
+    type: Literal["foreignKey"] = "foreignKey"
+    to: str
+
+
+class SlaProperty(_Model):
+    """An ODCS ``slaProperties`` entry; ``latency`` (or ``freshness``) on ``element`` (``table.column``)
+    is checked: the newest value is at most ``value`` ``unit`` old."""
+
+    property: str
+    value: float | str
+    unit: str | None = None
+    element: str | None = None
+    description: str | None = None
+
+
 class Property(_Model):
     """One column."""
 
@@ -88,6 +152,8 @@ class Property(_Model):
     # The reason code when this column breaks a rule, if not the default (parse: bad_<type>; pattern:
     # bad_value; minimum/maximum: out_of_range; exclusiveMaximum: future_timestamp).
     reasons: dict[Rule, str] = Field(default_factory=dict)
+    quality: list[QualityRule] = Field(default_factory=list)
+    relationships: list[Relationship] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _reasons_known(self) -> Property:
@@ -117,8 +183,10 @@ class Table(_Model):
     """One ``schema`` object: a table and its columns."""
 
     name: str
+    physicalName: str | None = None  # the table in the warehouse, when not ``name``
     properties: list[Property]
     dedup: Literal["first", "last", "none"] = "first"
+    quality: list[QualityRule] = Field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -161,6 +229,7 @@ class Schema(_Model):
     status: str = "draft"
     source: Source = Field(default_factory=Source)
     schema_: list[Table] = Field(alias="schema", min_length=1, max_length=1)
+    slaProperties: list[SlaProperty] = Field(default_factory=list)
 
     @property
     def table(self) -> Table:

@@ -1,4 +1,5 @@
-"""The ``dotjoin_runs`` table: run history in the profile's warehouse, one row per run (upserted)."""
+"""The ``dotjoin_runs`` table: run history in the profile's warehouse, one row per run (upserted), and
+the run's checks in ``dq_results`` (:mod:`dotjoin.platform.quality.results`)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,11 @@ def history_row(report: RunReport) -> pa.Table:
 
 
 def record(settings: Settings, report: RunReport) -> None:
+    """The run's row in ``dotjoin_runs`` and its checks' rows in ``dq_results``, in one transaction."""
+    from dotjoin.platform.quality.results import DQ_RESULTS_KEY, DQ_RESULTS_TABLE, result_rows
     from dotjoin.platform.warehouse import open_warehouse
 
-    with open_warehouse(settings) as wh:
+    with open_warehouse(settings) as wh, wh.transaction():
         wh.upsert(HISTORY_TABLE, history_row(report), key=["run_id"])
+        if report.checks:
+            wh.upsert(DQ_RESULTS_TABLE, result_rows(report), key=DQ_RESULTS_KEY)

@@ -31,12 +31,24 @@ RunStatus = Literal["running", "succeeded", "failed"]
 ACCOUNTING_CHECK = "row_accounting"
 
 
+Severity = Literal["error", "warning"]
+
+
 class Check(BaseModel):
+    """One check's result: the platform's one quality record (the run report's, ``dq_results``' row,
+    the ``dq_*`` metrics', the lineage event's assertion)."""
+
     name: str
     passed: bool
-    observed: Any = None
-    expected: Any = None
+    observed: Any = None  # the measured value (rows failing, a count, an age in seconds...)
+    expected: Any = None  # the threshold, as the check states it ("= 0", ">= 1", "<= 3600"...)
     detail: str | None = None
+    dataset: str | None = None  # the table or topic checked; None: the run itself
+    partition: str | None = None  # ``column=value`` when one partition was checked
+    severity: Severity = "error"  # a failed warning does not fail the run
+    failed_rows: int | None = None
+    sample: list[str] = Field(default_factory=list)  # a few failing rows' keys
+    duration_s: float | None = None
 
 
 class Output(BaseModel):
@@ -90,7 +102,8 @@ class RunReport(BaseModel):
 
     @property
     def checks_failed(self) -> int:
-        return sum(not c.passed for c in self.checks)
+        """Failed checks of severity error (what fails the run)."""
+        return sum(not c.passed and c.severity == "error" for c in self.checks)
 
 
 def accounting_check(counts: Mapping[str, int]) -> Check:
@@ -142,11 +155,20 @@ class Run:
         observed: Any = None,
         expected: Any = None,
         detail: str | None = None,
+        **record: Any,
     ) -> Check:
-        check = Check(name=name, passed=passed, observed=observed, expected=expected, detail=detail)
+        """Record a check's result (``record``: the other :class:`Check` fields, ``dataset``...)."""
+        return self.record(
+            Check(name=name, passed=passed, observed=observed, expected=expected, detail=detail, **record)
+        )
+
+    def record(self, check: Check) -> Check:
+        """Record a result built elsewhere (:func:`dotjoin.platform.quality.checks.run_checks`)."""
         self.report.checks.append(check)
-        if not passed:
-            logger.warning("check %s failed: observed %r, expected %r", name, observed, expected)
+        if not check.passed:
+            where = f" on {check.dataset}" if check.dataset else ""
+            logger.warning("check %s%s failed (%s): observed %r, expected %r", check.name, where,
+                           check.severity, check.observed, check.expected)  # fmt: skip
         return check
 
     def check_accounting(self) -> Check:

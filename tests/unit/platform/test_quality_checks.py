@@ -1,0 +1,54 @@
+"""Contract checks compiled for DuckDB, on a hand-made table whose every defect is counted by hand
+(``quality_case``); the PostgreSQL and Trino runs of the same case are integration tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dotjoin.exceptions import ConfigError
+from dotjoin.platform.files.schema import Schema
+from dotjoin.platform.quality.checks import CheckEngine, run_checks
+from dotjoin.platform.warehouse.duckdb_backend import DuckDBWarehouse
+from tests.unit.platform import quality_case as case
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> DuckDBWarehouse:
+    warehouse = DuckDBWarehouse(tmp_path / "wh.duckdb")
+    warehouse.load_arrow("orders", case.ORDERS)
+    warehouse.load_arrow("customers", case.CUSTOMERS)
+    return warehouse
+
+
+def test_every_check_of_the_contract_on_duckdb_equals_the_hand_count(wh: DuckDBWarehouse) -> None:
+    case.compare(run_checks(case.contract(), CheckEngine.of(wh), now=case.NOW))
+
+
+def test_a_partition_is_checked_alone_and_named(wh: DuckDBWarehouse) -> None:
+    checks = run_checks(case.contract(), CheckEngine.of(wh), partition=("status", "paid"), now=case.NOW)
+    by_name = {c.name: c for c in checks}
+    assert (
+        by_name["invalidValues:amount"].observed == 2
+        and by_name["invalidValues:amount"].partition == "status=paid"
+    )
+    assert by_name["rowCount"].observed == 9  # the paid rows
+    assert by_name["invalidValues:status"].passed  # 'lost' and 'LOST' are other partitions
+
+
+def test_the_same_table_repaired_passes_everything(wh: DuckDBWarehouse) -> None:
+    wh.execute("DELETE FROM orders WHERE order_id IS NULL OR customer_id IS NULL")
+    wh.execute("UPDATE orders SET order_id = 'o08', status = 'paid' WHERE status = 'lost'")
+    wh.execute("UPDATE orders SET status = 'paid', customer_id = 'c1' WHERE order_id IN ('o05', 'o10')")
+    wh.execute("UPDATE orders SET amount = 1, ordered_at = $1", [case.NOW])
+    checks = run_checks(case.contract(), CheckEngine.of(wh), now=case.NOW)
+    assert [c.detail for c in checks if not c.passed] == []
+    assert {c.name: c.observed for c in checks}["rowCount"] == 10
+
+
+def test_a_rule_that_cannot_compile_names_itself() -> None:
+    bad = Schema.model_validate({"name": "t", "schema": [{"name": "t", "properties": [
+        {"name": "a", "quality": [{"metric": "invalidValues"}]}]}]})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"invalidValues on a: give arguments\.validValues"):
+        run_checks(bad, CheckEngine("duckdb", lambda sql, params: None))  # type: ignore[arg-type, return-value]
