@@ -129,7 +129,8 @@ def run_checks(
         value = 100.0 * failing / rows if rule.unit == "percent" and rows else failing
         result = _result(rule, target, label, value, failing, [], scan_s)
         if not result.passed and failing:  # a few failing rows' keys, for whoever looks into it
-            result = _result(rule, target, label, value, failing, _sample(engine, target, rule, partition), scan_s)
+            sample = _sample(engine, target, rule, partition)
+            result = _result(rule, target, label, value, failing, sample, scan_s)
         results.append(result)
     for rule in rules:
         if rule.row_count:
