@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# System packages behind `make services` (PostgreSQL, Redis, Java + Maven for Kafka and Spark) and the web tests
-# (Chromium), on Debian/Ubuntu. Idempotent and quiet: apt runs only when something is missing.
+# System packages behind `make services` (PostgreSQL, Redis, Prometheus + Pushgateway, Java + Maven for Kafka
+# and Spark) and the web tests (Chromium), on Debian/Ubuntu. Idempotent and quiet: apt runs only when something is missing.
 # Usage: .ci/install-system.sh        (as root, or with sudo available)
 set -euo pipefail
 
 need=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in postgresql redis-server chromium; do
+for pkg in postgresql redis-server chromium prometheus prometheus-pushgateway; do
   installed "$pkg" || need+=("$pkg")
 done
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
@@ -32,4 +32,5 @@ command -v mvn >/dev/null || { echo "install-system: mvn missing (apt-get instal
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || { echo "install-system: PostgreSQL server binaries missing (apt-get install postgresql)" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "install-system: redis-server missing" >&2; exit 1; }
+command -v prometheus >/dev/null || { echo "install-system: prometheus missing" >&2; exit 1; }
 echo "install-system: ok (java ${java_major}, $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'))"

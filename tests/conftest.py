@@ -106,6 +106,14 @@ def trino_service(objectstore: Settings) -> Settings:
 
 
 @pytest.fixture
+def prometheus_service(stack_settings: Settings) -> Settings:
+    """Prometheus and the Pushgateway of the stack, both up."""
+    require_service("Pushgateway", "127.0.0.1", stack_settings.services.pushgateway_port)
+    require_service("Prometheus", "127.0.0.1", stack_settings.services.prometheus_port)
+    return stack_settings
+
+
+@pytest.fixture
 def redis_service(stack_settings: Settings) -> Settings:
     require_service("Redis", stack_settings.redis.host, stack_settings.redis.port)
     return stack_settings

@@ -131,7 +131,8 @@ class FeaturesSettings(_Section):
 class ServicesSettings(_Section):
     dir: str = "services"  # data, logs and pid files of `make services`, relative to state_dir
     enabled: tuple[str, ...] = (
-        "postgres", "objectstore", "redis", "kafka", "connect", "trino", "mlflow", "airflow"
+        "postgres", "objectstore", "redis", "kafka", "connect", "trino", "mlflow", "airflow", "pushgateway",
+        "prometheus",
     )  # fmt: skip
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
@@ -152,6 +153,19 @@ class ServicesSettings(_Section):
     airflow_db_password: SecretStr | None = None  # generated into secrets.toml by `services up`
     airflow_jwt_secret: SecretStr | None = None  # ditto: signs the tasks' execution-API tokens
     airflow_secret_key: SecretStr | None = None  # ditto: [api] secret_key
+    # Prometheus (Debian's 2.42) scraping `dotjoin serve`, the Pushgateway and the detector's endpoint
+    prometheus_port: int = 9090
+    prometheus_interval_s: int = 10  # scrape and rule evaluation interval
+    prometheus_retention: str = "15d"
+    pushgateway_port: int = 9091  # Debian's Pushgateway 1.5: the batch runs' metrics
+    payments_metrics_port: int = 9108  # `payments detect --metrics-port`, scraped when it runs
+
+
+class ObservabilitySettings(_Section):
+    """Where runs send their metrics: the Pushgateway (stack) and the Prometheus the web app asks."""
+
+    pushgateway: str = ""  # host:port; "": runs push nothing (their reports are on /metrics anyway)
+    prometheus_url: str = ""  # e.g. http://127.0.0.1:9090; "": the web app shows no Prometheus alerts
 
 
 class WebSettings(_Section):
@@ -231,6 +245,7 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
     cdc: CdcSettings = CdcSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     def resolve(self, relative: str) -> Path:
         """A path from the settings, anchored at ``state_dir`` unless absolute."""
@@ -255,6 +270,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "lake": {"catalog": "postgres", "root": "s3://dotjoin/lake"},
         "bus": {"type": "kafka"},
         "features": {"online": "redis", "mlflow_uri": "http://127.0.0.1:5000"},
+        "observability": {"pushgateway": "127.0.0.1:9091", "prometheus_url": "http://127.0.0.1:9090"},
     },
 }
 

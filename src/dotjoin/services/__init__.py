@@ -19,6 +19,7 @@ from dotjoin.services.kafka import KafkaService
 from dotjoin.services.mlflow import MlflowService
 from dotjoin.services.objectstore import ObjectStoreService
 from dotjoin.services.postgres import PostgresService
+from dotjoin.services.prometheus import PrometheusService, PushgatewayService
 from dotjoin.services.redis import RedisService
 from dotjoin.services.trino import TrinoService
 
@@ -33,6 +34,8 @@ SERVICES: dict[str, type[Service]] = {
     "trino": TrinoService,
     "mlflow": MlflowService,
     "airflow": AirflowService,
+    "pushgateway": PushgatewayService,
+    "prometheus": PrometheusService,
 }
 
 __all__ = ["SERVICES", "Service", "ServiceError", "ServiceStatus", "select_services"]

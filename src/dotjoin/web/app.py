@@ -5,7 +5,7 @@ Routes:
 - ``GET /``: run history, newest first; ``?pipeline=`` filters, ``?limit=`` caps the rows.
 - ``GET /runs/{run_id}``: one run: counts, the row-accounting chart (inline SVG), outputs, checks, params.
 - ``GET /api/runs``, ``GET /api/runs/{run_id}``: the reports as stored, as JSON.
-- ``GET /metrics``: Prometheus exposition built from the reports (:mod:`dotjoin.web.metrics`).
+- ``GET /metrics``: Prometheus exposition built from the reports (:mod:`dotjoin.platform.runs.metrics`).
 - ``GET /healthz``: liveness.
 - ``GET /features``: the feature store's parity runs and feature drift (PSI per window, per feature).
 - ``POST /score``: a transaction's fraud score (API key, rate limit: :mod:`dotjoin.web.score`).
@@ -41,11 +41,11 @@ from dotjoin.exceptions import NotFoundError
 from dotjoin.pipelines.features.drift import DRIFT_STATUS
 from dotjoin.pipelines.payments.monitor import read_status
 from dotjoin.pipelines.payments.pipeline import STATUS_PATH
+from dotjoin.platform.runs.metrics import CONTENT_TYPE_LATEST, metrics_registry, render_metrics
 from dotjoin.platform.runs.report import RunReport
 from dotjoin.platform.runs.store import RunStore
 from dotjoin.web import filters
 from dotjoin.web.chart import ACCOUNTED_KINDS, accounting_chart
-from dotjoin.web.metrics import CONTENT_TYPE_LATEST, metrics_registry, render_metrics
 from dotjoin.web.score import score_router
 from dotjoin.web.series import drift_view, line_chart
 

@@ -233,6 +233,8 @@ def start_run(
             store.save_to(run.report, report_path)
         if record_history:
             _record_history(settings, run.report)
+        if settings.observability.pushgateway:
+            _push(settings.observability.pushgateway, run.report)
 
 
 def _record_history(settings: Settings, report: RunReport) -> None:
@@ -243,3 +245,14 @@ def _record_history(settings: Settings, report: RunReport) -> None:
         record(settings, report)
     except DotjoinError as exc:
         logger.warning("run %s: could not write the run history table: %s", report.run_id, exc)
+
+
+def _push(gateway: str, report: RunReport) -> None:
+    from dotjoin.platform.runs.metrics import push_report
+
+    try:
+        push_report(gateway, report)
+    except OSError as exc:  # urllib's URLError is one: a gateway that is down never fails the run
+        logger.warning(
+            "run %s: could not push its metrics to the Pushgateway at %s: %s", report.run_id, gateway, exc
+        )

@@ -36,6 +36,7 @@ from dotjoin.platform.quality.results import numeric
 from dotjoin.platform.runs.report import Check, RunReport
 from dotjoin.platform.runs.store import RunStore
 
+PUSH_JOB = "dotjoin_runs"  # the Pushgateway job every run pushes under (grouped by pipeline)
 __all__ = ["CONTENT_TYPE_LATEST", "RunReportCollector", "metrics_registry", "render_metrics"]
 
 
@@ -48,17 +49,18 @@ def _latest(reports: Iterable[RunReport], *, by: tuple[str, ...]) -> dict[tuple[
 
 
 class RunReportCollector:
-    """A custom collector (``prometheus_client`` Collector protocol) over a :class:`RunStore`."""
+    """A custom collector (``prometheus_client`` Collector protocol) over a :class:`RunStore`, or over
+    given reports (a run pushing its own to the Pushgateway)."""
 
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
+    def __init__(self, store: RunStore | None = None, reports: list[RunReport] | None = None) -> None:
+        self.store, self.reports = store, reports
 
     def describe(self) -> list[Metric]:
         """Nothing up front: the families depend on the reports present at scrape time."""
         return []
 
     def collect(self) -> Iterator[Metric]:
-        reports = self.store.list()  # newest first
+        reports = self.store.list() if self.store is not None else list(self.reports or [])  # newest first
         yield self._runs_total(reports)
         latest = _latest(reports, by=("pipeline",))
         yield from self._latest_run([latest[key] for key in sorted(latest)])
@@ -154,6 +156,17 @@ def metrics_registry(store: RunStore) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RunReportCollector(store))
     return registry
+
+
+def push_report(gateway: str, report: RunReport, *, timeout_s: float = 3.0) -> None:
+    """Push one run's metrics to the Pushgateway at ``gateway`` (``host:port``), grouped by pipeline:
+    each push replaces that pipeline's previous one, so the gateway holds every pipeline's latest run."""
+    from prometheus_client import push_to_gateway
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RunReportCollector(reports=[report]))
+    group = {"pipeline": report.pipeline}
+    push_to_gateway(gateway, job=PUSH_JOB, registry=registry, grouping_key=group, timeout=timeout_s)
 
 
 def render_metrics(registry: CollectorRegistry) -> bytes:
