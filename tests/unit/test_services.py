@@ -72,7 +72,8 @@ class FakeService(Service):
         return "1.0"
 
 
-ALL = ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "mlflow", "airflow")
+ALL = ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "mlflow", "airflow", "pushgateway",
+       "prometheus")
 
 
 @pytest.fixture
@@ -260,7 +261,9 @@ def test_cli_status_json_reports_down_services(tmp_path: Path) -> None:
                 "DOTJOIN__SERVICES__CONNECT_PORT": str(free_port()),
                 "DOTJOIN__OBJECTSTORE__ENDPOINT": f"http://127.0.0.1:{free_port()}",
                 "DOTJOIN__SERVICES__TRINO_PORT": str(free_port()),
-                "DOTJOIN__SERVICES__MLFLOW_PORT": str(free_port())})  # fmt: skip
+                "DOTJOIN__SERVICES__MLFLOW_PORT": str(free_port()),
+                "DOTJOIN__SERVICES__PUSHGATEWAY_PORT": str(free_port()),
+                "DOTJOIN__SERVICES__PROMETHEUS_PORT": str(free_port())})  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "dotjoin.cli.main", "services", "status", "--output", "json"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,

@@ -84,3 +84,43 @@ def test_history_table_in_the_warehouse(local_settings: Settings) -> None:
     assert row.to_pylist()[0]["status"] == "succeeded"
     assert row.to_pylist()[0]["input_rows"] == 2
     assert json.loads(row.to_pylist()[0]["report"])["run_id"] == run.run_id
+
+
+def test_a_down_pushgateway_never_fails_the_run(
+    local_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = local_settings.model_copy(
+        update={
+            "observability": local_settings.observability.model_copy(
+                update={"pushgateway": f"127.0.0.1:{port}"}
+            )
+        }
+    )
+    with start_run("pushed", settings, record_history=False) as run:
+        run.check("a", passed=True, dataset="t")
+    assert run.report.status == "succeeded"
+    assert "could not push its metrics to the Pushgateway" in caplog.text
+
+
+def test_a_runs_checks_are_dq_results_rows(local_settings: Settings) -> None:
+    from dotjoin.platform.warehouse import open_warehouse
+
+    with start_run("dq", local_settings) as run:
+        run.check("nullValues:id", passed=False, observed=2, expected="= 0", dataset="orders", failed_rows=2,
+                  sample=["a", "b"], severity="warning")  # fmt: skip
+        run.check("rowCount", passed=True, observed=10, expected="> 0", dataset="orders", partition="day=1")
+    assert run.report.status == "succeeded"  # a failed warning does not fail the run
+    with open_warehouse(local_settings) as wh:
+        rows = wh.query(
+            "SELECT * FROM dq_results WHERE run_id = $1 ORDER BY ordinal", [run.run_id]
+        ).to_pylist()
+    assert [(r["check_name"], r["dataset"], r["partition_key"], r["passed"], r["observed_value"],
+             r["failed_rows"], json.loads(r["sample"]), r["threshold"], r["severity"]) for r in rows] == [
+        ("nullValues:id", "orders", "", False, 2.0, 2, ["a", "b"], "= 0", "warning"),
+        ("rowCount", "orders", "day=1", True, 10.0, None, [], "> 0", "error"),
+    ]  # fmt: skip

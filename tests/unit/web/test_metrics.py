@@ -74,3 +74,35 @@ def test_metrics_read_reports_on_every_scrape(client: TestClient, save_report: S
     assert scrape(client)[key("dotjoin_runs_total", pipeline="csv_etl", status="succeeded")] == 1
     save_report(pipeline="csv_etl")
     assert scrape(client)[key("dotjoin_runs_total", pipeline="csv_etl", status="succeeded")] == 2
+
+
+def test_each_checks_latest_result_is_a_dq_series(client: TestClient, save_report: SaveReport) -> None:
+    older = Check(
+        name="nullValues:id", passed=True, observed=0, expected="= 0", dataset="orders", failed_rows=0
+    )
+    save_report(pipeline="etl", started_at=T0, checks=[older], duration_s=1.0)
+    newer = Check(name="nullValues:id", passed=False, observed=4, expected="= 0", dataset="orders",
+                  failed_rows=4, duration_s=0.25)  # fmt: skip
+    stale = Check(name="latency:at", passed=False, observed=7200.5, dataset="orders", severity="warning",
+                  partition="day=2026-01-01")  # fmt: skip
+    accounting = Check(name="row_accounting", passed=True, observed=3, expected=3)
+    save_report(pipeline="etl", started_at=T0 + timedelta(hours=1), checks=[newer, stale, accounting])
+    samples = scrape(client)
+    labels = {
+        "dataset": "orders",
+        "check": "nullValues:id",
+        "partition": "",
+        "severity": "error",
+        "pipeline": "etl",
+    }
+    assert samples[key("dq_check_passed", **labels)] == 0.0  # the newer run's result
+    assert samples[key("dq_observed_value", **labels)] == 4
+    assert samples[key("dq_failed_rows", **labels)] == 4
+    assert samples[key("dq_check_duration_seconds", **labels)] == 0.25
+    assert samples[key("dq_check_timestamp_seconds", **labels)] > T0.timestamp()
+    late = {**labels, "check": "latency:at", "partition": "day=2026-01-01", "severity": "warning"}
+    assert (
+        samples[key("dq_observed_value", **late)] == 7200.5 and key("dq_failed_rows", **late) not in samples
+    )
+    run_level = {**labels, "dataset": "", "check": "row_accounting"}
+    assert samples[key("dq_check_passed", **run_level)] == 1.0
