@@ -72,8 +72,18 @@ class FakeService(Service):
         return "1.0"
 
 
-ALL = ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "mlflow", "airflow", "pushgateway",
-       "prometheus")
+ALL = (
+    "postgres",
+    "objectstore",
+    "redis",
+    "kafka",
+    "connect",
+    "trino",
+    "mlflow",
+    "airflow",
+    "pushgateway",
+    "prometheus",
+)
 
 
 @pytest.fixture
