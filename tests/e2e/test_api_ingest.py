@@ -96,7 +96,7 @@ def test_a_changed_upstream_value_updates_that_row_only(tmp_path: Path) -> None:
         with open_warehouse(settings) as wh:
             before = {(r["city"], r["hour"]): r for r in wh.query("SELECT * FROM weather_hourly").to_pylist()}
         hour = datetime(2024, 3, 2, 13, tzinfo=UTC)
-        state.weather.overrides[(52.52, 13.41, int(hour.timestamp()) // 3600)] = {"temperature_2m": 99.5}
+        state.weather.overrides[(52.52, 13.41, int(hour.timestamp()) // 3600)] = {"temperature_2m": 39.5}
         report = weather.run(settings, base_url=url, refetch=True, **span)
     _ok(report)
     assert (report.metrics["rows_inserted"], report.metrics["rows_updated"]) == (0, 1)
@@ -105,8 +105,31 @@ def test_a_changed_upstream_value_updates_that_row_only(tmp_path: Path) -> None:
     changed = [k for k in after if after[k] != before[k]]
     assert [(c, h.astimezone(UTC)) for c, h in changed] == [("Berlin", hour)]
     old, new = before[changed[0]], after[changed[0]]
-    assert new["temperature_2m"] == 99.5 and new["content_hash"] != old["content_hash"]
+    assert new["temperature_2m"] == 39.5 and new["content_hash"] != old["content_hash"]
     assert new["ingested_at"] == old["ingested_at"] and new["updated_at"] > old["updated_at"]
+
+
+def test_an_impossible_upstream_value_fails_the_contract_check_naming_the_row(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    state = SourceState()
+    hour = datetime(2024, 3, 1, 13, tzinfo=UTC)
+    state.weather.overrides[(59.91, 10.75, int(hour.timestamp()) // 3600)] = {"temperature_2m": 99.5}
+    with running(state) as url:
+        report = weather.run(
+            settings, since=date(2024, 3, 1), until=date(2024, 3, 1), base_url=url, cities=CITIES
+        )
+    assert report.status == "failed"
+    failed = [c for c in report.checks if not c.passed]
+    assert [(c.name, c.dataset, c.observed, c.failed_rows) for c in failed] == [
+        ("invalidValues:temperature_2m", "weather_hourly", 1, 1)
+    ]
+    assert len(failed[0].sample) == 1 and failed[0].sample[0].startswith(
+        "city=Oslo, hour=2024-03-01 13:00:00"
+    )
+    assert {c.name for c in report.checks if c.dataset == "weather_hourly"} >= {
+        "nullValues:city", "duplicateValues:city,hour", "invalidValues:relative_humidity_2m", "rowCount",
+        "hours_contiguous_per_city",
+    }  # fmt: skip
 
 
 def test_sigkill_mid_backfill_then_rerun_is_complete_without_duplicates_or_gaps(tmp_path: Path) -> None:

@@ -283,7 +283,8 @@ def _integrity_checks(run: Run, wh: Warehouse, feed: str) -> None:
         "(SELECT 1 FROM stops s WHERE s.feed = a.feed AND s.stop_id = a.stop_id))",
         [feed],
     )
-    run.check("arrivals_reference_known_trip_and_stop", passed=orphans == 0, observed=orphans, expected=0)
+    run.check("arrivals_reference_known_trip_and_stop", passed=orphans == 0, observed=orphans, expected=0,
+              dataset="arrivals", failed_rows=int(orphans or 0))  # fmt: skip
     backwards = wh.scalar(
         "SELECT count(*) FROM (SELECT stop_sequence, arrival_s, "
         "lag(stop_sequence) OVER w AS prev_seq, lag(arrival_s) OVER w AS prev_s FROM stop_times "
@@ -291,4 +292,5 @@ def _integrity_checks(run: Run, wh: Warehouse, feed: str) -> None:
         "WHERE stop_sequence <= prev_seq OR arrival_s < prev_s",
         [feed],
     )
-    run.check("stop_sequences_increase", passed=backwards == 0, observed=backwards, expected=0)
+    run.check("stop_sequences_increase", passed=backwards == 0, observed=backwards, expected=0,
+              dataset="stop_times", failed_rows=int(backwards or 0))  # fmt: skip

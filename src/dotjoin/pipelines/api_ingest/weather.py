@@ -40,12 +40,14 @@ from dotjoin.pipelines.api_ingest.openmeteo import (
     parse_json,
 )
 from dotjoin.platform.http import BodyError, FailedRequest, Response
+from dotjoin.platform.quality.checks import check_table
 from dotjoin.platform.quality.quarantine import Quarantine
 from dotjoin.platform.runs import Run, RunReport, start_run
 from dotjoin.platform.warehouse import open_warehouse
 from dotjoin.platform.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
+CONTRACTS = Path(__file__).with_name("contracts")  # the written tables' contracts: their checks
 
 PIPELINE = "ingest_weather"
 SOURCE = "weather"
@@ -326,8 +328,10 @@ def run(
             observed=len(t.failed),
             expected=0,
             detail="; ".join(f"{c}: {e}" for c, e in t.failed.items())[:1000] or None,
+            dataset=store.WEATHER_HOURLY.name,
         )
         _check_contiguous(run, wh, plan, writer.incomplete)
+        check_table(run, wh, CONTRACTS / "weather_hourly.yaml")
         if t.failed:
             names = ", ".join(sorted(t.failed)[:5]) + (", ..." if len(t.failed) > 5 else "")
             logger.warning("weather: gave up on %d of %d cities (%s); see ingest_errors", len(t.failed),
@@ -354,6 +358,7 @@ def _check_contiguous(
         observed += len(wanted & present)
     run.check(
         "hours_contiguous_per_city",
+        dataset=store.WEATHER_HOURLY.name,
         passed=observed == expected and not incomplete,
         observed=observed,
         expected=expected,

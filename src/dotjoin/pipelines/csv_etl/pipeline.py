@@ -246,7 +246,8 @@ def run(
         _report(run, dataset, reader, result, stats)
         for check in checks:
             run.check(check.name, passed=check.passed, observed=check.observed, expected=check.expected,
-                      detail=None if check.passed else check.description)  # fmt: skip
+                      detail=None if check.passed else check.description,
+                      dataset=TARGET_TABLES[dataset])  # type: ignore[index]  # fmt: skip
     return run.report
 
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -149,6 +150,26 @@ def run_checks(
         if sla.property in ("latency", "freshness"):
             results.append(_freshness(engine, target, spec.name, sla, now))
     return results
+
+
+def check_table(
+    run: Any,
+    warehouse: Any,
+    contract_path: Path,
+    *,
+    table: str | None = None,
+    partition: tuple[str, Any] | None = None,
+    now: datetime | None = None,
+) -> list[Check]:
+    """:func:`run_checks` of the contract at ``contract_path`` on a warehouse table, each result recorded
+    on ``run`` (a :class:`~dotjoin.platform.runs.report.Run`): what a pipeline calls after it writes."""
+    from dotjoin.platform.files.schema import load_schema
+
+    checks = run_checks(load_schema(contract_path), CheckEngine.of(warehouse), table=table,
+                        partition=partition, now=now)  # fmt: skip
+    for check in checks:
+        run.record(check)
+    return checks
 
 
 # -- compiling ------------------------------------------------------------------------------------------
