@@ -213,6 +213,12 @@ def run(
             (run.report.counts.get("input", 0) + static_input) / max(time.perf_counter() - t0, 1e-9),
         )
         run.check_accounting()
+        urls = endpoints(settings.ingest, base_url)
+        run.input(f"api:{urls.gtfs_static}")
+        run.input(f"api:{urls.gtfs_rt}")
+        for spec in STATIC_TABLES:
+            run.output(spec.name, rows=len(tables[spec.name]), dataset=f"table:{spec.name}")
+        run.output(store.ARRIVALS.name, rows=run.report.counts.get("output", 0), dataset="table:arrivals")
         _integrity_checks(run, wh, feed_name)
     return run.report
 

@@ -302,7 +302,10 @@ def run(
         elapsed = time.perf_counter() - t0
         t = writer.totals
         run.count(input=t.input, output=t.output, duplicates=t.duplicates, quarantined=t.quarantined)
-        run.output(store.WEATHER_HOURLY.name, rows=t.inserted + t.updated)
+        run.output(store.WEATHER_HOURLY.name, rows=t.inserted + t.updated, dataset="table:weather_hourly")
+        urls = endpoints(settings.ingest, base_url)
+        run.input(f"api:{urls.forecast}")
+        run.input(f"api:{urls.archive}")
         for name, value in {
             "rows_inserted": t.inserted,
             "rows_updated": t.updated,

@@ -262,7 +262,9 @@ def _record(run: Run, report: ApplyReport) -> None:
         expected=0, detail="unchanged TOASTed values with no earlier value in the log are written as null",
     )  # fmt: skip
     for table, rows in sorted(report.tables.items()):
-        run.output(table, rows=rows, location=f"lake:{log_table(table)}")
+        run.output(table, rows=rows, location=f"lake:{log_table(table)}", dataset=f"lake:{log_table(table)}")
+    for topic in run.report.params.get("topics", []):
+        run.input(f"topic:{topic}")
     run.metric("commits", report.commits)
     run.metric("snapshot_deletes", report.snapshot_deletes)
     if report.schema_changes:

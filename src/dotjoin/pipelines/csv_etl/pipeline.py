@@ -363,7 +363,8 @@ def _report(run: Run, dataset: str, reader: DelimitedReader, result: LoadResult,
     run.count(
         input=stats.records, output=result.output, quarantined=stats.quarantined, duplicates=stats.duplicates
     )
-    run.output(target, rows=result.output)
+    run.input(f"file:{reader.path.resolve()}")
+    run.output(target, rows=result.output, dataset=f"table:{target}")
     run.metric("rows_inserted", result.inserted)
     run.metric("rows_updated", result.updated)
     run.metric("rows_unchanged", result.unchanged)

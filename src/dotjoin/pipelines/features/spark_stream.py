@@ -238,6 +238,8 @@ def run_spark_stream(
         run.metric("seconds", time.monotonic() - began)
         run.metric("batches", s.batches)
         run.metric("entities_written", s.entities_written)
+        run.input(f"topic:{topic}")
+        run.output("online store", rows=s.kept, dataset=f"kv:{namespace}")
         if own:
             run.metric("spark_start_s", round(spark.start_s, 1))
     return run.report

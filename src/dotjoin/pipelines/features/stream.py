@@ -59,6 +59,8 @@ def run_stream(
             consumer.commit(messages)  # after the store's write: a crash in between re-delivers, skipped
         run.check_accounting()
         run.metric("seconds", time.monotonic() - started)
+        run.input(f"topic:{topic}")
+        run.output("online store", rows=run.report.counts.get("output", 0), dataset=f"kv:{namespace}")
     return run.report
 
 

@@ -158,6 +158,27 @@ def _test_result(result: Any, status: str) -> DbtTest:
     )
 
 
+def model_lineage(run: Any, manifest: dict[str, Any]) -> None:
+    """Each dbt model as a job of ``run``: the models and staging tables it selects from → the model
+    (from the manifest's ``depends_on``; a source table is the staging table of the same name)."""
+    nodes = manifest.get("nodes", {})
+    sources = manifest.get("sources", {})
+
+    def reference(uid: str) -> str | None:
+        if uid in sources:
+            return f"lake:staging.{sources[uid]['name']}"
+        node = nodes.get(uid)
+        return (
+            f"model:{node['name']}" if node and node.get("resource_type") in ("model", "snapshot") else None
+        )
+
+    for _, node in sorted(nodes.items()):
+        if node.get("resource_type") not in ("model", "snapshot"):
+            continue
+        inputs = [r for d in node.get("depends_on", {}).get("nodes", []) if (r := reference(d))]
+        run.job(f"dbt.{node['name']}", inputs=inputs, outputs=[f"model:{node['name']}"])
+
+
 def test_checks(run: Any, outcome: DbtOutcome) -> None:
     """Each dbt data test of ``outcome`` as one check record on ``run`` (dataset: the model it tests)."""
     for t in outcome.tests:

@@ -169,7 +169,10 @@ def run(
         run.check_accounting()
         tables = [name.split(".", 1)[1] for name in lake.list_tables("staging")]
         for name in tables:
-            run.output(f"staging.{name}", rows=lake.scan(f"staging.{name}").num_rows)
+            run.output(
+                f"staging.{name}", rows=lake.scan(f"staging.{name}").num_rows, dataset=f"lake:staging.{name}"
+            )
+        _lineage(run, incoming, raw_zone, sorted({e.source for e in entries}), tables)
         if build and tables:
             _build(
                 settings,
@@ -182,6 +185,14 @@ def run(
                 expected=expected,
             )
     return run.report
+
+
+def _lineage(run: Run, incoming: Path, raw_zone: Path, sources: list[str], tables: list[str]) -> None:
+    """Incoming files → the raw zone, per source (``land``) → the staging tables (``stage``)."""
+    raw = [f"file:{raw_zone / source}" for source in sources]
+    run.input(f"file:{incoming}")
+    run.job("land", inputs=[f"file:{incoming}"], outputs=raw)
+    run.job("stage", inputs=raw, outputs=[f"lake:staging.{name}" for name in tables])
 
 
 def build(
@@ -249,6 +260,7 @@ def _build(
         detail="; ".join(outcome.failures)[:2000] or None,
     )
     curated.test_checks(run, outcome)
+    curated.model_lineage(run, ctx.manifest())
     freshness = ctx.invoke("source freshness")
     run.check("dbt_source_freshness", passed=freshness.success, observed=freshness.statuses)
     plans: dict[str, ScanPlan] = {t: lake.plan(f"staging.{t}") for t in tables}

@@ -20,7 +20,7 @@ from dotjoin.pipelines.payments.monitor import Monitor
 from dotjoin.pipelines.payments.offline import Replay, replay, save_alerts, train_models
 from dotjoin.pipelines.payments.rules import load_rules
 from dotjoin.pipelines.payments.runner import Runner
-from dotjoin.pipelines.payments.sinks import ALERTS_TABLE, LAKE_ALERTS_TABLE, AlertLake
+from dotjoin.pipelines.payments.sinks import AlertLake, alerts_lineage
 from dotjoin.platform.bus import open_bus
 from dotjoin.platform.runs import RunReport, start_run
 from dotjoin.platform.warehouse import open_warehouse
@@ -165,8 +165,7 @@ def detect(
         run.metric("alerts", stats.alerts)
         run.metric("late", stats.late)
         run.metric("checkpoints", stats.checkpoints)
-        run.output(ALERTS_TABLE, rows=stats.alerts)
-        run.output(LAKE_ALERTS_TABLE, rows=stats.alerts)
+        alerts_lineage(run, stats.alerts)
         quality = monitor.quality()
         if quality is not None:  # against the labels topic, when a labelled source feeds it
             for name in ("precision", "recall"):

@@ -22,10 +22,12 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
 from dotjoin.config import Settings
+from dotjoin.pipelines.payments.contract import TOPIC_ALERTS, TOPIC_PAYMENTS
 from dotjoin.pipelines.payments.detector import Alert
 from dotjoin.platform.lake import Lake, PartitionField, open_lake
 from dotjoin.platform.warehouse.base import Warehouse
@@ -217,3 +219,12 @@ class AlertLake:
         if self._lake is not None and self._pid == os.getpid():
             self._lake.close()
         self._lake = None
+
+
+def alerts_lineage(run: Any, alerts: int, *, topic: str = TOPIC_PAYMENTS) -> None:
+    """What a detector run read and wrote, for the lineage graph: the payments topic → the alerts table,
+    the lake's alerts table and the ``alerts`` topic (both runtimes write all three)."""
+    run.input(f"topic:{topic}")
+    run.output(ALERTS_TABLE, rows=alerts, dataset=f"table:{ALERTS_TABLE}")
+    run.output(LAKE_ALERTS_TABLE, rows=alerts, dataset=f"lake:{LAKE_ALERTS_TABLE}")
+    run.output(TOPIC_ALERTS, rows=alerts, dataset=f"topic:{TOPIC_ALERTS}")

@@ -64,6 +64,7 @@ from dotjoin.pipelines.payments.sinks import (
     alert_message,
     alerts_arrow,
     alerts_ddl,
+    alerts_lineage,
     write_alerts,
 )
 from dotjoin.platform.bus import Bus, Message, Producer, open_bus
@@ -438,6 +439,5 @@ def detect_spark(
         run.metric("batches", stats.batches)
         run.metric("spark_start_s", round(stats.start_s, 1))
         run.metric("query_s", round(stats.run_s, 1))
-        run.output(ALERTS_TABLE, rows=stats.alerts)
-        run.output(LAKE_ALERTS_TABLE, rows=stats.alerts)
+        alerts_lineage(run, stats.alerts)
     return run.report

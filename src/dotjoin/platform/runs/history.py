@@ -56,11 +56,16 @@ def history_row(report: RunReport) -> pa.Table:
 
 
 def record(settings: Settings, report: RunReport) -> None:
-    """The run's row in ``dotjoin_runs`` and its checks' rows in ``dq_results``, in one transaction."""
+    """The run's row in ``dotjoin_runs``, its checks' rows in ``dq_results`` and its lineage events in
+    ``lineage_events`` (:mod:`dotjoin.platform.lineage`), in one transaction."""
+    from dotjoin.platform.lineage import LINEAGE_KEY, LINEAGE_TABLE, event_rows
     from dotjoin.platform.quality.results import DQ_RESULTS_KEY, DQ_RESULTS_TABLE, result_rows
     from dotjoin.platform.warehouse import open_warehouse
 
+    events = event_rows(report, settings)
     with open_warehouse(settings) as wh, wh.transaction():
         wh.upsert(HISTORY_TABLE, history_row(report), key=["run_id"])
         if report.checks:
             wh.upsert(DQ_RESULTS_TABLE, result_rows(report), key=DQ_RESULTS_KEY)
+        if events.num_rows:
+            wh.upsert(LINEAGE_TABLE, events, key=LINEAGE_KEY)

@@ -55,6 +55,15 @@ class Output(BaseModel):
     name: str
     rows: int
     location: str | None = None
+    dataset: str | None = None  # its lineage reference (``table:commits``...): see dotjoin.platform.lineage
+
+
+class Job(BaseModel):
+    """A step inside a run with its own lineage (a dbt model): what it read and wrote, as references."""
+
+    name: str
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
 
 
 StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "upstream_failed"]
@@ -88,7 +97,9 @@ class RunReport(BaseModel):
     finished_at: datetime | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     counts: dict[str, int] = Field(default_factory=dict)
+    inputs: list[str] = Field(default_factory=list)  # lineage references of what the run read
     outputs: list[Output] = Field(default_factory=list)
+    jobs: list[Job] = Field(default_factory=list)  # steps with lineage of their own (dbt models)
     checks: list[Check] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)
     steps: list[StepRecord] = Field(default_factory=list)  # orchestrated runs only
@@ -144,8 +155,21 @@ class Run:
         for name, value in counts.items():
             self.report.counts[name] = self.report.counts.get(name, 0) + int(value)
 
-    def output(self, name: str, *, rows: int, location: str | None = None) -> None:
-        self.report.outputs.append(Output(name=name, rows=rows, location=location))
+    def input(self, dataset: str) -> None:
+        """Record a dataset the run read, as a lineage reference (``file:/data/commits.csv``,
+        ``api:https://api.open-meteo.com/v1/forecast``, ``topic:payments``...)."""
+        if dataset not in self.report.inputs:
+            self.report.inputs.append(dataset)
+
+    def output(
+        self, name: str, *, rows: int, location: str | None = None, dataset: str | None = None
+    ) -> None:
+        """Record what the run wrote; ``dataset`` (a lineage reference) puts it in the lineage graph."""
+        self.report.outputs.append(Output(name=name, rows=rows, location=location, dataset=dataset))
+
+    def job(self, name: str, *, inputs: list[str], outputs: list[str]) -> None:
+        """Record a step of the run with its own lineage (a dbt model and what it selects from)."""
+        self.report.jobs.append(Job(name=name, inputs=inputs, outputs=outputs))
 
     def check(
         self,
