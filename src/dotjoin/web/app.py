@@ -9,6 +9,9 @@ Routes:
 - ``GET /healthz``: liveness.
 - ``GET /features``: the feature store's parity runs and feature drift (PSI per window, per feature).
 - ``POST /score``: a transaction's fraud score (API key, rate limit: :mod:`dotjoin.web.score`).
+- ``GET /quality``: every checked dataset, its pass rate per run, the failing checks with their samples.
+- ``GET /datasets/{name}``: one dataset's checks, freshness, volume per run and place in the lineage.
+- ``GET /lineage``, ``GET /api/lineage``: datasets and jobs of every pipeline's latest run (:mod:`.quality`).
 
 Everything is rendered server-side from ``<state_dir>/runs/*.json`` on each request; pages need no
 JavaScript and load nothing from outside the app (one local stylesheet), so they work offline.
@@ -44,7 +47,7 @@ from dotjoin.pipelines.payments.pipeline import STATUS_PATH
 from dotjoin.platform.runs.metrics import CONTENT_TYPE_LATEST, metrics_registry, render_metrics
 from dotjoin.platform.runs.report import RunReport
 from dotjoin.platform.runs.store import RunStore
-from dotjoin.web import filters
+from dotjoin.web import filters, quality
 from dotjoin.web.chart import ACCOUNTED_KINDS, accounting_chart
 from dotjoin.web.score import score_router
 from dotjoin.web.series import drift_view, line_chart
@@ -225,6 +228,48 @@ def create_app(settings: Settings) -> FastAPI:
             **(drift_view(drift) if drift else {}),
         }
         return templates.TemplateResponse(request, "features.html", context)
+
+    @app.get("/quality", include_in_schema=False)
+    def quality_page(request: Request) -> Response:
+        checked = quality.datasets(store.list())
+        context: dict[str, Any] = {
+            "datasets": checked,
+            "failing": [r for q in checked for r in q.failing],
+            "prometheus_url": settings.observability.prometheus_url,
+        }
+        return templates.TemplateResponse(request, "quality.html", context)
+
+    @app.get("/datasets/{name}", include_in_schema=False)
+    def dataset_page(request: Request, name: str) -> Response:
+        reports = store.list()
+        found = next((q for q in quality.datasets(reports) if q.name == name), None)
+        view = quality.lineage(reports, settings, [found] if found else [])
+        ids = {n.id for n in view.nodes if n.href == f"/datasets/{name}"}
+        if found is None and not ids:
+            raise HTTPException(404, f"no dataset {name!r} in the run reports (see /quality or /lineage)")
+        context: dict[str, Any] = {
+            "name": name,
+            "dataset": found,
+            "volume": quality.volume_chart(reports, name),
+            "freshness": quality.freshness(found.latest) if found else [],
+            "references": sorted(ids),
+        }
+        return templates.TemplateResponse(request, "dataset.html", context)
+
+    @app.get("/lineage", include_in_schema=False)
+    def lineage_page(request: Request) -> Response:
+        reports = store.list()
+        context = {"view": quality.lineage(reports, settings, quality.datasets(reports))}
+        return templates.TemplateResponse(request, "lineage.html", context)
+
+    @app.get("/api/lineage", tags=["lineage"])
+    def api_lineage() -> dict[str, Any]:
+        """The lineage graph of every pipeline's latest run: datasets and jobs, and who reads and writes
+        what (the OpenLineage events of the reports)."""
+        reports = store.list()
+        view = quality.lineage(reports, settings, quality.datasets(reports))
+        nodes = [{"id": n.id, "kind": n.kind, "label": n.label, "status": n.status} for n in view.nodes]
+        return {"nodes": nodes, "edges": view.graph_edges}
 
     @app.get("/api/runs", response_model=list[RunReport], tags=["runs"])
     def api_runs(pipeline: PipelineQuery = None, limit: LimitQuery = DEFAULT_LIMIT) -> list[RunReport]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dotjoin.config import Settings
-from dotjoin.platform.runs.report import Check, Output, RunReport, RunStatus, StepRecord
+from dotjoin.platform.runs.report import Check, Job, Output, RunReport, RunStatus, StepRecord
 from dotjoin.platform.runs.store import RunStore
 from dotjoin.web.app import create_app
 from tests.unit.web.support import DEFAULT_COUNTS, T0, SaveReport, TestClient
@@ -35,6 +35,8 @@ def save_report(local_settings: Settings) -> SaveReport:
         error: str | None = None,
         run_id: str | None = None,
         steps: list[StepRecord] | None = None,
+        inputs: list[str] | None = None,
+        jobs: list[Job] | None = None,
     ) -> RunReport:
         n = next(serial)
         started = started_at or T0 + timedelta(minutes=n)
@@ -52,6 +54,8 @@ def save_report(local_settings: Settings) -> SaveReport:
             metrics=metrics or {},
             error=error,
             steps=steps or [],
+            inputs=inputs or [],
+            jobs=jobs or [],
         )
         store.save(report)
         return report
