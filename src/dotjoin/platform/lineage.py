@@ -254,15 +254,16 @@ def graph(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[dict[str, str]] = []
     for job, row in sorted(latest.items()):
-        if job.endswith(".checks"):
-            continue  # a check job reads what it checks: not a data flow
+        inputs, outputs = json.loads(row["inputs"]), json.loads(row["outputs"])
+        if job.endswith(".checks") or not (inputs or outputs):
+            continue  # a check job reads what it checks: not a data flow; a job with no datasets: no flow
         jid = f"job:{job}"
         nodes[jid] = {"id": jid, "kind": "job", "name": job, "run_id": row["run_id"],
                       "pipeline": row["pipeline"], "status": row["event_type"]}  # fmt: skip
-        for ref in json.loads(row["inputs"]):
+        for ref in inputs:
             nodes.setdefault(ref, _dataset_node(ref))
             edges.append({"source": ref, "target": jid})
-        for ref in json.loads(row["outputs"]):
+        for ref in outputs:
             nodes.setdefault(ref, _dataset_node(ref))
             edges.append({"source": jid, "target": ref})
     return {"nodes": list(nodes.values()), "edges": edges}

@@ -162,8 +162,18 @@ def _layout(nodes: list[dict[str, Any]], edges: list[dict[str, str]], status: di
     for n in sorted(nodes, key=lambda n: n["id"]):
         columns[level(n["id"])].append(n)
     placed: dict[str, Node] = {}
+    row_of: dict[str, float] = {}
     for col, members in sorted(columns.items()):
-        for row, n in enumerate(members):
+        # each node next to the mean row of its parents (fewer crossings), the first column by name
+        def rank(n: dict[str, Any]) -> tuple[float, str]:
+            ups = [row_of[p] for p in parents[n["id"]] if p in row_of]
+            return (sum(ups) / len(ups) if ups else float("inf"), n["id"])
+
+        row = -1.0
+        for n in sorted(members, key=rank) if col else members:
+            wanted = rank(n)[0]  # level with its parents where there is room, else the next free row
+            row = max(row + 1, wanted if wanted != float("inf") else row + 1)
+            row_of[n["id"]] = row
             x, y = PAD + col * (NODE_W + COL_GAP), PAD + row * (NODE_H + ROW_GAP)
             if n["kind"] == "job":
                 href, state, label = (
@@ -173,7 +183,7 @@ def _layout(nodes: list[dict[str, Any]], edges: list[dict[str, str]], status: di
                 )
             else:
                 short = _short(n["id"]) or n["name"]
-                href, state, label = f"/datasets/{short}", status.get(short), n["id"]
+                href, state, label = f"/datasets/{short}", status.get(short), n["name"]
             placed[n["id"]] = Node(n["id"], n["kind"], label, x, y, href, state)
     drawn = []
     for e in edges:
@@ -182,5 +192,5 @@ def _layout(nodes: list[dict[str, Any]], edges: list[dict[str, str]], status: di
         mid = (x1 + x2) / 2
         drawn.append(Edge(f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"))
     width = PAD * 2 + (max(columns, default=0) + 1) * (NODE_W + COL_GAP)
-    height = PAD * 2 + max((len(m) for m in columns.values()), default=1) * (NODE_H + ROW_GAP)
+    height = PAD * 2 + (max(row_of.values(), default=0) + 1) * (NODE_H + ROW_GAP)
     return LineageView(list(placed.values()), drawn, width, height, edges)

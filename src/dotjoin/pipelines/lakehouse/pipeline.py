@@ -168,10 +168,8 @@ def run(
             quarantine.flush(wh)
         run.check_accounting()
         tables = [name.split(".", 1)[1] for name in lake.list_tables("staging")]
-        for name in tables:
-            run.output(
-                f"staging.{name}", rows=lake.scan(f"staging.{name}").num_rows, dataset=f"lake:staging.{name}"
-            )
+        for name in tables:  # their lineage: the stage job's
+            run.output(f"staging.{name}", rows=lake.scan(f"staging.{name}").num_rows)
         _lineage(run, incoming, raw_zone, sorted({e.source for e in entries}), tables)
         if build and tables:
             _build(
@@ -190,7 +188,6 @@ def run(
 def _lineage(run: Run, incoming: Path, raw_zone: Path, sources: list[str], tables: list[str]) -> None:
     """Incoming files → the raw zone, per source (``land``) → the staging tables (``stage``)."""
     raw = [f"file:{raw_zone / source}" for source in sources]
-    run.input(f"file:{incoming}")
     run.job("land", inputs=[f"file:{incoming}"], outputs=raw)
     run.job("stage", inputs=raw, outputs=[f"lake:staging.{name}" for name in tables])
 
