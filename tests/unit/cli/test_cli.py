@@ -104,3 +104,38 @@ def test_demo_runs_and_is_listed(tmp_path: Path) -> None:
     assert starts == sorted(starts, reverse=True)  # newest first
     shown = dotjoin("runs", "show", runs[0]["run_id"][:-3], cwd=tmp_path)
     assert shown.returncode == 0 and "row_accounting" in shown.stdout
+    _assert_quality_and_lineage(tmp_path)
+
+
+def _assert_quality_and_lineage(root: Path) -> None:
+    """After the demo: its datasets have check results in dq_results, and the lineage store connects
+    files → tables, files → raw → staging → marts, payments → alerts."""
+    from dotjoin.config import load_settings
+    from dotjoin.platform.lineage import LINEAGE_TABLE, graph
+    from dotjoin.platform.warehouse import open_warehouse
+
+    with open_warehouse(load_settings(profile="local", cwd=root, env={})) as wh:
+        checked = {r["dataset"] for r in wh.query("SELECT DISTINCT dataset FROM dq_results").to_pylist()}
+        events = wh.query(f"SELECT * FROM {LINEAGE_TABLE} ORDER BY event_time DESC").to_pylist()
+    assert {"commits", "weather_hourly", "arrivals", "payment_alerts", "fact_orders", "stg_orders"} <= checked
+    edges = graph(events)["edges"]
+    after: dict[str, set[str]] = {}
+    for e in edges:
+        after.setdefault(e["source"], set()).add(e["target"])
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in after.get(todo.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    files = {e["source"] for e in edges if e["source"].startswith("file:")}
+    assert any(f.endswith("commits.csv") and reaches(f, "table:commits") for f in files)
+    assert any(reaches(f, "lake:staging.orders") and reaches(f, "model:fact_orders") for f in files)
+    assert reaches("topic:payments", "table:payment_alerts") and reaches("topic:payments", "kv:features")
+    assert any(e["source"].startswith("api:") and reaches(e["source"], "table:weather_hourly") for e in edges)

@@ -20,8 +20,9 @@ from dotjoin.pipelines.payments.monitor import Monitor
 from dotjoin.pipelines.payments.offline import Replay, replay, save_alerts, train_models
 from dotjoin.pipelines.payments.rules import load_rules
 from dotjoin.pipelines.payments.runner import Runner
-from dotjoin.pipelines.payments.sinks import AlertLake, alerts_lineage
+from dotjoin.pipelines.payments.sinks import ALERTS_CONTRACT, AlertLake, alerts_lineage
 from dotjoin.platform.bus import open_bus
+from dotjoin.platform.quality.checks import check_table
 from dotjoin.platform.runs import RunReport, start_run
 from dotjoin.platform.warehouse import open_warehouse
 
@@ -159,6 +160,7 @@ def detect(
                 stats = runner.run(idle_s=idle_s, max_s=max_s)
             finally:
                 lake.close()
+            check_table(run, wh, ALERTS_CONTRACT)
         run.count(input=stats.consumed, output=stats.consumed - stats.dead_letters - stats.duplicates,
                   quarantined=stats.dead_letters, duplicates=stats.duplicates)  # fmt: skip
         run.check_accounting()

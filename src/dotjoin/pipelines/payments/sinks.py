@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -219,6 +220,9 @@ class AlertLake:
         if self._lake is not None and self._pid == os.getpid():
             self._lake.close()
         self._lake = None
+
+
+ALERTS_CONTRACT = Path(__file__).with_name("contracts") / "payment_alerts.yaml"
 
 
 def alerts_lineage(run: Any, alerts: int, *, topic: str = TOPIC_PAYMENTS) -> None:

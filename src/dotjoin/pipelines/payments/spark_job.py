@@ -58,6 +58,7 @@ from dotjoin.pipelines.payments.history import Reference
 from dotjoin.pipelines.payments.models import FraudModels
 from dotjoin.pipelines.payments.rules import Rule, load_rules
 from dotjoin.pipelines.payments.sinks import (
+    ALERTS_CONTRACT,
     ALERTS_TABLE,
     LAKE_ALERTS_TABLE,
     AlertLake,
@@ -68,6 +69,7 @@ from dotjoin.pipelines.payments.sinks import (
     write_alerts,
 )
 from dotjoin.platform.bus import Bus, Message, Producer, open_bus
+from dotjoin.platform.quality.checks import check_table
 from dotjoin.platform.runs import RunReport, start_run
 from dotjoin.platform.spark import SparkEngine, SparkOptions, StreamHandle, Trigger
 from dotjoin.platform.warehouse import Warehouse, open_warehouse
@@ -440,4 +442,6 @@ def detect_spark(
         run.metric("spark_start_s", round(stats.start_s, 1))
         run.metric("query_s", round(stats.run_s, 1))
         alerts_lineage(run, stats.alerts)
+        with open_warehouse(settings) as wh:
+            check_table(run, wh, ALERTS_CONTRACT)
     return run.report
