@@ -51,10 +51,11 @@ def _write_reports(runs_dir: Path) -> tuple[RunReport, RunReport]:
         finished_at=T0 + timedelta(seconds=2.4),
         params={"input": "data/commits.csv"},
         counts=GOOD_COUNTS,
-        outputs=[Output(name="commits", rows=960, location="lake/curated/commits")],
+        inputs=["file:data/commits.csv"],
+        outputs=[Output(name="commits", rows=960, location="lake/curated/commits", dataset="table:commits")],
         checks=[
             accounting_check(GOOD_COUNTS),
-            Check(name="no_duplicate_sha", passed=True, observed=0, expected=0),
+            Check(name="no_duplicate_sha", passed=True, observed=0, expected=0, dataset="commits"),
         ],
         metrics={"rows_per_s": 412000.0},
     )
@@ -67,10 +68,13 @@ def _write_reports(runs_dir: Path) -> tuple[RunReport, RunReport]:
         finished_at=T0 + timedelta(hours=1, seconds=75),
         params={"topic": "payments"},
         counts=BAD_COUNTS,
-        outputs=[Output(name="payments_windowed", rows=400)],
+        inputs=["topic:payments"],
+        outputs=[Output(name="payments_windowed", rows=400, dataset="table:payments_windowed")],
         checks=[
             accounting_check(BAD_COUNTS),
-            Check(name="late_events_routed", passed=True, observed=3, expected=3),
+            Check(
+                name="late_events_routed", passed=True, observed=3, expected=3, dataset="payments_windowed"
+            ),
         ],
     )
     store.save(succeeded)
@@ -259,4 +263,22 @@ def test_features_page_in_chromium(server: Server, chromium: Chromium, tmp_path:
     assert {"card_sum_1h", "alert 0.2"} <= set(lines)
     assert len(lines["card_sum_1h"].split()) == 6  # one point per window
     png = chromium.screenshot(url, tmp_path / "features.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quality_and_lineage_pages_in_chromium(server: Server, chromium: Chromium, tmp_path: Path) -> None:
+    dom = chromium.dump_dom(f"{server.url}/quality")
+    visible = text(dom)
+    assert "commits 1 / 1" in visible and "payments_windowed 1 / 1" in visible
+    assert "None: every check's latest result passed." in visible
+    assert elements(dom, "a", href="/datasets/commits")
+    dataset = text(chromium.dump_dom(f"{server.url}/datasets/commits"))
+    assert "no_duplicate_sha" in dataset and "table:commits" in dataset
+    url = f"{server.url}/lineage"
+    dom = chromium.dump_dom(url)
+    nodes = {g["data-id"] for g in elements(dom, "g") if g.get("data-id")}
+    assert nodes == {"file:data/commits.csv", "job:dotjoin.csv_etl", "table:commits", "topic:payments",
+                     "job:dotjoin.payments_stream", "table:payments_windowed"}  # fmt: skip
+    assert len(elements(dom, "path", class_="edge")) == 4
+    png = chromium.screenshot(url, tmp_path / "lineage.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
