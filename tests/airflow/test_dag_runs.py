@@ -219,3 +219,40 @@ def test_deterministic_failure_is_retried_then_alerts_the_receiver(
     assert alert["run_id"] == run.run_id
     assert "dj_test_failing.quality failed for 2024-01-31" in received[0]["text"]
     assert os.environ["DOTJOIN__ORCHESTRATION__ALERT_WEBHOOK_URL"] not in json.dumps(received)
+
+
+# -- a defect in the data fails its dataset's task ---------------------------------------------------------
+DEFECT = '''
+"""A test DAG (airflow, dag): the real weather-ingest step, no retries."""
+from datetime import date
+from dotjoin.orchestration.airflow import build_dag
+from dotjoin.orchestration.steps import Flow, Step
+from dotjoin.pipelines.flow_steps import ingest_weather
+
+FLOW = Flow("dj_test_defect", "the weather step alone", (
+    Step("ingest_weather", ingest_weather, retries=0, retry_delay_s=0),
+), date(2024, 1, 1))
+dag = build_dag(FLOW)
+'''
+
+
+def test_an_impossible_value_fails_the_contract_check_and_so_the_task(
+    airflow_db: Path, dags_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dotjoin.platform.runs.store import RunStore
+
+    day = date(2024, 1, 30)
+    state = SourceState()
+    hour = datetime(2024, 1, 30, 13, tzinfo=UTC)
+    state.weather.overrides[(59.91, 10.75, int(hour.timestamp()) // 3600)] = {"temperature_2m": 99.5}
+    env = _project(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with running(state) as url:
+        run = _dag(dags_folder, "dj_test_defect", DEFECT).test(
+            logical_date=_at(day), run_conf={"base_url": url}
+        )
+    assert _states(run) == {"ingest_weather": "failed"}
+    (report,) = RunStore(_settings(env).runs_dir).list(pipeline="ingest_weather")
+    failed = [(c.name, c.dataset, c.observed) for c in report.checks if not c.passed]
+    assert report.status == "failed" and failed == [("invalidValues:temperature_2m", "weather_hourly", 1)]
