@@ -52,3 +52,10 @@ def test_a_rule_that_cannot_compile_names_itself() -> None:
         {"name": "a", "quality": [{"metric": "invalidValues"}]}]}]})  # fmt: skip
     with pytest.raises(ConfigError, match=r"invalidValues on a: give arguments\.validValues"):
         run_checks(bad, CheckEngine("duckdb", lambda sql, params: None))  # type: ignore[arg-type, return-value]
+
+
+def test_a_key_column_also_marked_unique_is_checked_once(wh: DuckDBWarehouse) -> None:
+    contract = Schema.model_validate({"name": "customers", "schema": [{"name": "customers", "properties": [
+        {"name": "id", "primaryKey": True, "unique": True}]}]})  # fmt: skip
+    names = [c.name for c in run_checks(contract, CheckEngine.of(wh))]
+    assert names == ["duplicateValues:id"]

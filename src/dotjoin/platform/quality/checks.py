@@ -211,7 +211,8 @@ def _compile(contract: Schema) -> list[_Rule]:
                     f"(columns of the table){f'; unknown: {unknown[0]}' if unknown else ''}"
                 )
         rules.append(_explicit(q, None, key))
-    return rules
+    unique = {r.name: r for r in reversed(rules)}  # a key column also marked unique: one check, the first
+    return [r for r in rules if unique[r.name] is r]
 
 
 def _severity(text: str) -> Severity:

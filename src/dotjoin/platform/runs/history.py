@@ -3,6 +3,7 @@ the run's checks in ``dq_results`` (:mod:`dotjoin.platform.quality.results`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from dotjoin.platform.runs.report import RunReport
 if TYPE_CHECKING:
     from dotjoin.config import Settings
 
+logger = logging.getLogger(__name__)
 HISTORY_TABLE = "dotjoin_runs"
 
 HISTORY_SCHEMA = pa.schema(
@@ -58,11 +60,15 @@ def history_row(report: RunReport) -> pa.Table:
 def record(settings: Settings, report: RunReport) -> None:
     """The run's row in ``dotjoin_runs``, its checks' rows in ``dq_results`` and its lineage events in
     ``lineage_events`` (:mod:`dotjoin.platform.lineage`), in one transaction."""
-    from dotjoin.platform.lineage import LINEAGE_KEY, LINEAGE_TABLE, event_rows
+    from dotjoin.platform.lineage import LINEAGE_KEY, LINEAGE_SCHEMA, LINEAGE_TABLE, event_rows
     from dotjoin.platform.quality.results import DQ_RESULTS_KEY, DQ_RESULTS_TABLE, result_rows
     from dotjoin.platform.warehouse import open_warehouse
 
-    events = event_rows(report, settings)
+    try:
+        events = event_rows(report, settings)
+    except Exception:  # lineage is best effort: it must never cost the run its history
+        logger.warning("run %s: no lineage events (could not build them)", report.run_id, exc_info=True)
+        events = LINEAGE_SCHEMA.empty_table()
     with open_warehouse(settings) as wh, wh.transaction():
         wh.upsert(HISTORY_TABLE, history_row(report), key=["run_id"])
         if report.checks:
