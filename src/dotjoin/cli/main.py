@@ -87,6 +87,7 @@ def _register() -> None:
         lake,
         load,
         payments,
+        quality,
         runs,
         sample,
         services,
@@ -103,6 +104,7 @@ def _register() -> None:
     app.add_typer(payments.app, name="payments")
     app.add_typer(cdc.app, name="cdc")
     app.add_typer(features.app, name="features")
+    app.add_typer(quality.app, name="quality")
     commands.register(app)
     flows.register(app)
     app.command()(sample.sample)

@@ -8,9 +8,9 @@ exists in the referenced column, ``slaProperties`` ``latency`` → the newest va
 
 One statement scans the table for every row-level metric at once (``COUNT(*) FILTER (WHERE ...)``:
 null, missing, invalid, range, and the row count); duplicates, relationships, SQL rules and latency are
-one statement each. A failing row-level check fetches a few failing rows' keys (the primary key, else
-the column) as its sample. Values are bound as parameters (``$n`` on the warehouse, ``?`` on Trino);
-names are quoted (psycopg's ``sql.Identifier`` on PostgreSQL). Each result is one
+one statement each. A failing check fetches a few failing rows' keys (the primary key, else the column;
+the smallest first, so a sample is the same on every engine and run) as its sample. Values are bound as
+parameters (``$n`` on the warehouse, ``?`` on Trino); names are quoted (psycopg's ``sql.Identifier`` on PostgreSQL). Each result is one
 :class:`~dotjoin.platform.runs.report.Check`: observed value, threshold, failed rows, sample, duration.
 
 Example::
@@ -305,7 +305,11 @@ def _duplicates(name: str, severity: Severity, q: QualityRule, columns: tuple[st
         groups = f"SELECT {cols}, COUNT(*) AS n FROM {table} {filtered} GROUP BY {cols} HAVING COUNT(*) > 1"
         extra = e.query(f"SELECT COALESCE(SUM(n - 1), 0) AS extra FROM ({groups}) d", params)
         value = int(extra.column(0)[0].as_py() or 0)
-        sample = _rows_text(e.query(f"{groups} LIMIT {SAMPLE_SIZE}", params), columns) if value else []
+        sample = (
+            _rows_text(e.query(f"{groups} ORDER BY {cols} LIMIT {SAMPLE_SIZE}", params), columns)
+            if value
+            else []
+        )
         return value, value, sample
 
     return _Rule(name, severity, q, q.unit, keys=columns, measure=measure)
@@ -325,7 +329,7 @@ def _relationship(column: str, to: str) -> _Rule:
         value = int(found.column(0)[0].as_py() or 0)
         sample: list[str] = []
         if value:
-            distinct = f"SELECT DISTINCT t.{c} FROM {table} t {filtered} LIMIT {SAMPLE_SIZE}"
+            distinct = f"SELECT DISTINCT t.{c} FROM {table} t {filtered} ORDER BY t.{c} LIMIT {SAMPLE_SIZE}"
             sample = _rows_text(e.query(distinct, params), (column,))
         return value, value, sample
 
@@ -381,8 +385,8 @@ def _sample(engine: CheckEngine, table: str, rule: _Rule, partition: tuple[str, 
     if partition is not None:
         condition += f" AND {engine.quote(partition[0])} = {bind(partition[1])}"
     cols = ", ".join(engine.quote(k) for k in rule.keys)
-    found = engine.query(f"SELECT {cols} FROM {engine.quote(table)} WHERE {condition} LIMIT {SAMPLE_SIZE}",
-                         bind.values)  # fmt: skip
+    text = f"SELECT {cols} FROM {engine.quote(table)} WHERE {condition} ORDER BY {cols} LIMIT {SAMPLE_SIZE}"
+    found = engine.query(text, bind.values)
     return _rows_text(found, rule.keys)
 
 
