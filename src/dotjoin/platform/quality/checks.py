@@ -10,8 +10,9 @@ One statement scans the table for every row-level metric at once (``COUNT(*) FIL
 null, missing, invalid, range, and the row count); duplicates, relationships, SQL rules and latency are
 one statement each. A failing check fetches a few failing rows' keys (the primary key, else the column;
 the smallest first, so a sample is the same on every engine and run) as its sample. Values are bound as
-parameters (``$n`` on the warehouse, ``?`` on Trino); names are quoted (psycopg's ``sql.Identifier`` on PostgreSQL). Each result is one
-:class:`~dotjoin.platform.runs.report.Check`: observed value, threshold, failed rows, sample, duration.
+parameters (``$n`` on the warehouse, ``?`` on Trino); names are quoted (psycopg's ``sql.Identifier`` on
+PostgreSQL). Each result is one :class:`~dotjoin.platform.runs.report.Check`: observed value, threshold,
+failed rows, sample, duration.
 
 Example::
 
