@@ -232,9 +232,14 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/quality", include_in_schema=False)
     def quality_page(request: Request) -> Response:
         checked = quality.datasets(store.list())
+        latest = [r for q in checked for r in q.latest]
         context: dict[str, Any] = {
             "datasets": checked,
             "failing": [r for q in checked for r in q.failing],
+            "freshness": quality.freshness(latest),
+            "slowest": sorted(
+                (r for r in latest if r.check.duration_s), key=lambda r: -(r.check.duration_s or 0)
+            )[:10],
             "prometheus_url": settings.observability.prometheus_url,
         }
         return templates.TemplateResponse(request, "quality.html", context)

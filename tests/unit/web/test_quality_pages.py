@@ -37,9 +37,11 @@ def test_the_quality_page_lists_datasets_their_history_and_the_failing_checks(
     assert "orders 1 / 2" in rows and "fact_orders 2 / 2" in rows
     strips = elements(page.text, "rect")
     assert [r["fill"] for r in strips[:3]] == ["#2f9e44", "#2f9e44", "#f08c00"]  # orders, oldest first
-    failing = page.text[page.text.index("Failing checks") :]
+    failing = page.text[page.text.index("Failing checks") : page.text.index("<h2>Freshness")]
     assert "nullValues:order_id" in failing and "rowCount" not in text(failing)
     assert "3" in text(failing) and "None" in text(failing)
+    freshness = text(page.text[page.text.index("<h2>Freshness") :])
+    assert "fact_orders latency:ordered_at 120.0 <= 3600 s passed" in freshness
 
 
 def test_a_dataset_page_shows_its_checks_freshness_and_volume(
