@@ -360,6 +360,16 @@ class StreamHandle:
     def stop(self) -> None:
         self.query.stop()
 
+    def finish(self, timeout_s: float | None) -> None:
+        """:meth:`wait`, then stop the query unless it ended (a processingTime query at its time limit,
+        or a failure on its way out)."""
+        ended = False
+        try:
+            ended = self.wait(timeout_s)
+        finally:
+            if not ended:
+                self.stop()
+
     @property
     def progress(self) -> list[dict[str, Any]]:
         """The recent progress reports (Spark's JSON: rows, durations, offsets), restarts included."""

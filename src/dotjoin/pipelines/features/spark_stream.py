@@ -220,12 +220,7 @@ def run_spark_stream(
                 checkpoint=checkpoint, max_offsets_per_trigger=max_offsets_per_trigger,
                 name=f"features_{namespace}",
             )  # fmt: skip
-            ended = False
-            try:
-                ended = handle.wait(max_s if trigger != "available_now" else None)
-            finally:
-                if not ended:
-                    handle.stop()
+            handle.finish(max_s if trigger != "available_now" else None)
             s = sink.stats
             s.progress = handle.progress
         finally:

@@ -401,12 +401,7 @@ def run_spark(
                 checkpoint=checkpoint or settings.resolve(CHECKPOINT_DIR),
                 max_offsets_per_trigger=max_offsets_per_trigger, name=f"payments_{topic}",
             )  # fmt: skip
-            ended = False
-            try:
-                ended = handle.wait(max_s if trigger != "available_now" else None)
-            finally:
-                if not ended:
-                    handle.stop()
+            handle.finish(max_s if trigger != "available_now" else None)
             sink.stats.run_s = time.monotonic() - began
             sink.stats.progress = handle.progress
             return sink.stats
