@@ -166,6 +166,11 @@ class ObservabilitySettings(_Section):
 
     pushgateway: str = ""  # host:port; "": runs push nothing (their reports are on /metrics anyway)
     prometheus_url: str = ""  # e.g. http://127.0.0.1:9090; "": the web app shows no Prometheus alerts
+    # An OpenLineage HTTP endpoint (Marquez: http://host:5000/api/v1/lineage) every run's events are POSTed
+    # to, besides the lineage_events table; "": none. Its API key (Bearer), if it needs one.
+    openlineage_url: str = ""
+    openlineage_api_key: SecretStr | None = None
+    openlineage_timeout_s: float = 5.0
 
 
 class WebSettings(_Section):

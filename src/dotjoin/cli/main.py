@@ -85,6 +85,7 @@ def _register() -> None:
         flows,
         ingest,
         lake,
+        lineage,
         load,
         payments,
         quality,
@@ -105,6 +106,7 @@ def _register() -> None:
     app.add_typer(cdc.app, name="cdc")
     app.add_typer(features.app, name="features")
     app.add_typer(quality.app, name="quality")
+    app.add_typer(lineage.app, name="lineage")
     commands.register(app)
     flows.register(app)
     app.command()(sample.sample)

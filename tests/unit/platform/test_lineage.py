@@ -9,6 +9,7 @@ from dotjoin.config import Settings
 from dotjoin.platform.lineage import LINEAGE_TABLE, graph, run_events, run_uuid
 from dotjoin.platform.runs import start_run
 from dotjoin.platform.warehouse import open_warehouse
+from tests.conftest import Receiver
 
 
 def _run(settings: Settings, *, fail: bool = False) -> object:
@@ -66,3 +67,16 @@ def test_events_are_stored_once_per_run_and_draw_the_graph(local_settings: Setti
     }  # fmt: skip
     job = next(n for n in drawn["nodes"] if n["id"] == "job:dotjoin.shop")
     assert job["run_id"] == second.run_id != first.run_id  # type: ignore[attr-defined]  # the latest event
+
+
+def test_a_run_posts_its_events_to_an_openlineage_endpoint(
+    local_settings: Settings, receiver: Receiver
+) -> None:
+    settings = local_settings.model_copy(update={"observability": local_settings.observability.model_copy(
+        update={"openlineage_url": receiver.url})})  # fmt: skip
+    report = _run(settings)
+    assert [e["job"]["name"] for e in receiver.posts] == [
+        "dotjoin.shop", "dotjoin.shop.dbt.fact_orders", "dotjoin.shop.checks"
+    ]  # fmt: skip
+    assert receiver.posts[0]["run"]["runId"] == run_uuid(report.run_id)  # type: ignore[attr-defined]
+    assert all("dotjoin_ref" not in json.dumps(e) for e in receiver.posts)

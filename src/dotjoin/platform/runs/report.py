@@ -259,6 +259,8 @@ def start_run(
             _record_history(settings, run.report)
         if settings.observability.pushgateway:
             _push(settings.observability.pushgateway, run.report)
+        if settings.observability.openlineage_url:
+            _send_lineage(settings, run.report)
 
 
 def _record_history(settings: Settings, report: RunReport) -> None:
@@ -280,3 +282,9 @@ def _push(gateway: str, report: RunReport) -> None:
         logger.warning(
             "run %s: could not push its metrics to the Pushgateway at %s: %s", report.run_id, gateway, exc
         )
+
+
+def _send_lineage(settings: Settings, report: RunReport) -> None:
+    from dotjoin.platform.lineage import run_events, send
+
+    send(run_events(report, settings), settings)
