@@ -109,6 +109,7 @@ def test_up_again_leaves_running_services_alone(
 @pytest.mark.objectstore
 @pytest.mark.trino
 @pytest.mark.mlflow
+@pytest.mark.prometheus
 def test_cli_status_reports_every_service_up(
     postgres: Settings,
     redis_service: Settings,
@@ -116,6 +117,7 @@ def test_cli_status_reports_every_service_up(
     connect_worker: Settings,
     trino_service: Settings,
     mlflow_service: Settings,
+    prometheus_service: Settings,
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DOTJOIN_PROFILE"}
     result = subprocess.run(
@@ -126,7 +128,18 @@ def test_cli_status_reports_every_service_up(
     rows = {row["service"]: row for row in json.loads(result.stdout)}
     assert {name: row["state"] for name, row in rows.items()} == {
         name: "up"
-        for name in ("postgres", "objectstore", "redis", "kafka", "connect", "trino", "mlflow", "airflow")
+        for name in (
+            "postgres",
+            "objectstore",
+            "redis",
+            "kafka",
+            "connect",
+            "trino",
+            "mlflow",
+            "airflow",
+            "pushgateway",
+            "prometheus",
+        )  # fmt: skip
     }
     assert all(row["version"] for row in rows.values())
 
