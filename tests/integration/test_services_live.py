@@ -139,7 +139,7 @@ def test_cli_status_reports_every_service_up(
             "airflow",
             "pushgateway",
             "prometheus",
-        )  # fmt: skip
+        )
     }
     assert all(row["version"] for row in rows.values())
 
