@@ -59,3 +59,47 @@ def test_a_key_column_also_marked_unique_is_checked_once(wh: DuckDBWarehouse) ->
         {"name": "id", "primaryKey": True, "unique": True}]}]})  # fmt: skip
     names = [c.name for c in run_checks(contract, CheckEngine.of(wh))]
     assert names == ["duplicateValues:id"]
+
+
+def _daily(wh: DuckDBWarehouse, counts: list[int]) -> None:
+    """``events``: ``counts[d]`` rows on day d of a series ending on 2026-05-31."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    end = dt.datetime(2026, 5, 31, 12, tzinfo=dt.UTC)
+    times = [end - dt.timedelta(days=len(counts) - 1 - d) for d, n in enumerate(counts) for _ in range(n)]
+    wh.execute("DROP TABLE IF EXISTS events")
+    wh.load_arrow("events", pa.table({"at": pa.array(times, pa.timestamp("us", tz="UTC"))}))
+
+
+VOLUME = Schema.model_validate({"name": "events", "schema": [{"name": "events",
+    "properties": [{"name": "at"}],
+    "quality": [{"type": "custom", "engine": "dotjoin", "implementation": "volumeAnomaly",
+                 "arguments": {"column": "at"}}]}]})  # fmt: skip
+
+
+def test_a_volume_anomaly_on_the_newest_day_fails_with_its_band(wh: DuckDBWarehouse) -> None:
+    weekly = [100, 104, 98, 101, 99, 60, 55]  # weekday, weekday, ..., a weekend dip
+    history = [n + (d % 3) for d, n in enumerate(weekly * 8)]  # eight weeks of it
+    _daily(wh, [*history, 30])  # the newest day, a Tuesday-like day, at under a third of its usual
+    (check,) = run_checks(VOLUME, CheckEngine.of(wh))
+    assert (check.name, check.passed, check.observed, check.dataset) == (
+        "anomaly:volume",
+        False,
+        30,
+        "events",
+    )
+    assert check.partition == "day=2026-05-31" and "drop" in (check.detail or "")
+    _daily(wh, [*history, history[-7]])  # the same day a week earlier: normal
+    (check,) = run_checks(VOLUME, CheckEngine.of(wh))
+    assert check.passed and check.severity == "error"
+    _daily(wh, [*history[:-14], 0, *history[-13:]])  # a day with no rows is a count of 0, not a gap
+    counts = wh.query('SELECT COUNT(DISTINCT CAST("at" AS DATE)) FROM events').column(0)[0].as_py()
+    assert counts == len(history) - 1 and run_checks(VOLUME, CheckEngine.of(wh))[0].passed
+
+
+def test_too_short_a_history_is_no_decision(wh: DuckDBWarehouse) -> None:
+    _daily(wh, [100, 101, 99, 100, 102, 60, 58])
+    (check,) = run_checks(VOLUME, CheckEngine.of(wh))
+    assert check.passed and check.severity == "warning" and "insufficient history" in (check.detail or "")

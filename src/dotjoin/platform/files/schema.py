@@ -85,6 +85,9 @@ class QualityRule(_Model):
     (of the property, or of ``arguments.properties`` on a table), ``rowCount``; in ``rows`` or ``percent``.
     ``query`` (``type: sql``): one value; ``${object}`` is the table, ``${property}`` the column.
     Without a threshold a library metric must be 0 (``rowCount``: above 0). ``text`` rules document.
+    ``type: custom, engine: dotjoin, implementation: volumeAnomaly`` (``arguments.column``: a timestamp or
+    date) scores the newest day's row count against the days before it
+    (:mod:`dotjoin.platform.quality.anomaly`).
     """
 
     name: str | None = None
@@ -92,6 +95,8 @@ class QualityRule(_Model):
     metric: Metric | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
     query: str | None = None
+    engine: str | None = None  # type custom: the tool that runs it (``dotjoin``: volumeAnomaly)
+    implementation: str | None = None
     description: str | None = None
     dimension: str | None = None
     severity: str = "error"

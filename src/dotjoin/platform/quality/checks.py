@@ -143,6 +143,10 @@ def run_checks(
         began = time.perf_counter()
         where, params = _where(engine, partition)
         measured = rule.measure(engine, engine.quote(target), where, params)
+        if isinstance(measured, Check):  # a rule that judges itself (an anomaly score)
+            duration = round(time.perf_counter() - began, 6)
+            results.append(measured.model_copy(update={"dataset": target, "duration_s": duration}))
+            continue
         value, failed, sample = measured if isinstance(measured, tuple) else (measured, None, [])
         if rule.unit == "percent" and rows and failed is not None:
             value = 100.0 * failed / rows
@@ -199,6 +203,9 @@ def _compile(contract: Schema) -> list[_Rule]:
     if key:
         rules.append(_duplicates(f"duplicateValues:{','.join(key)}", "error", implied, key))
     for q in spec.quality:
+        if q.type == "custom" and q.engine == "dotjoin":
+            rules.append(_custom(contract.name, q))
+            continue
         if q.type not in ("library", "sql"):
             continue
         if q.metric not in (None, "rowCount", "duplicateValues"):
@@ -214,6 +221,37 @@ def _compile(contract: Schema) -> list[_Rule]:
         rules.append(_explicit(q, None, key))
     unique = {r.name: r for r in reversed(rules)}  # a key column also marked unique: one check, the first
     return [r for r in rules if unique[r.name] is r]
+
+
+def _custom(contract: str, q: QualityRule) -> _Rule:
+    """A rule dotjoin runs itself: ``volumeAnomaly`` on ``arguments.column``."""
+    column = q.arguments.get("column")
+    if q.implementation != "volumeAnomaly" or not column:
+        raise ConfigError(
+            f"{contract}: a dotjoin custom rule is implementation volumeAnomaly with arguments.column"
+        )
+
+    def measure(e: CheckEngine, table: str, where: str, params: list[Any]) -> Check:
+        from dotjoin.platform.quality.anomaly import as_check, score
+
+        day = f"CAST({e.quote(column)} AS DATE)"
+        counts = e.query(
+            f"SELECT {day} AS day, COUNT(*) AS n FROM {table} {where} GROUP BY 1 ORDER BY 1", params
+        )
+        days, rows = counts.column("day").to_pylist(), counts.column("n").to_pylist()
+        if not days:
+            return Check(name=q.name or "anomaly:volume", passed=True, detail="no rows: nothing to score",
+                         severity="warning")  # fmt: skip
+        found = dict(zip(days, rows, strict=True))
+        span = [days[0] + timedelta(days=n) for n in range((days[-1] - days[0]).days + 1)]
+        series = [float(found.get(d, 0)) for d in span]  # a day without rows is a count of 0, not a gap
+        check = as_check(score(series, multiplicative=True)[-1], dataset=table, metric="volume")
+        severity = "warning" if check.severity == "warning" else _severity(q.severity)  # as the contract says
+        return check.model_copy(
+            update={"name": q.name or check.name, "partition": f"day={span[-1]}", "severity": severity}
+        )
+
+    return _Rule(q.name or "anomaly:volume", _severity(q.severity), q, measure=measure)
 
 
 def _severity(text: str) -> Severity:
